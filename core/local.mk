@@ -6,7 +6,7 @@ core_libtribcore_la_SOURCES = \
 	core/record.c core/record.h \
 	core/util.c core/util.h \
 	core/log.c core/log.h \
-	core/config.c core/config.h \
+	core/cfg.c core/cfg.h \
 	core/options.c core/options.h \
 	core/loader.c core/loader.h \
 	core/host.c core/host.h \
@@ -17,6 +17,6 @@ core_libtribcore_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
 core_libtribcore_la_LIBADD = $(YAML_LIBS)
 
 bin_PROGRAMS += tributary
-tributary_SOURCES = core/main.c core/cmd_run.c core/cmd_plugins.c core/cmd_train.c core/cli.h
+tributary_SOURCES = core/main.c core/app.c core/cmd_run.c core/cmd_plugins.c core/cmd_train.c core/cli.h
 tributary_LDADD = core/libtribcore.la $(YAML_LIBS)
 tributary_LDFLAGS = $(AM_LDFLAGS) -export-dynamic

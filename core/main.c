@@ -1,1 +1,87 @@
-int main(void){return 0;}
+/*
+ * main.c — command-line entry point: global flags, then one command.
+ */
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+#include "cli.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tributary [--log-level LEVEL] COMMAND [ARGS]\n"
+            "\n"
+            "Change data capture from Postgres to Kafka, Redis Streams or MQTT, and a\n"
+            "trainer that learns from the stream.\n"
+            "\n"
+            "commands:\n"
+            "  run CONFIG         run the pipeline until SIGINT/SIGTERM (then flush and confirm)\n"
+            "  check CONFIG       validate the config and every plugin's options; run nothing\n"
+            "  plugins [NAME]     list plugins, or one plugin's options\n"
+            "  train CONFIG       consume the training topic, train, save and evaluate the model\n"
+            "  predict CONFIG [--show] [--png DIR]\n"
+            "                     classify records as they arrive\n"
+            "\n"
+            "options:\n"
+            "  --log-level LEVEL  error|warn|info|debug|trace (also TRIBUTARY_LOG_LEVEL)\n"
+            "  -h, --help         this text\n"
+            "  -V, --version      print the version and plugin ABI\n"
+            "\n"
+            "Plugins are searched in the config's plugin_dir, $TRIBUTARY_PLUGIN_PATH and\n"
+            "%s.\n",
+            TRIB_PLUGIN_DIR);
+}
+
+int main(int argc, char **argv)
+{
+    const char *env = getenv("TRIBUTARY_LOG_LEVEL");
+    if (env && log_level_parse(env) >= 0)
+        log_set_level(log_level_parse(env));
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
+            printf("tributary %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, TRIB_ABI_MAJOR,
+                   TRIB_ABI_MINOR);
+            return 0;
+        } else if (!strcmp(argv[i], "--log-level") && i + 1 < argc &&
+                   log_level_parse(argv[i + 1]) >= 0) {
+            log_set_level(log_level_parse(argv[++i]));
+            setenv("TRIBUTARY_LOG_LEVEL", argv[i], 1);
+        } else {
+            fprintf(stderr, "tributary: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[i];
+    int sub_argc = argc - i;
+    char **sub_argv = argv + i;
+    if (!strcmp(cmd, "run"))
+        return cmd_run(sub_argc, sub_argv);
+    if (!strcmp(cmd, "check"))
+        return cmd_check(sub_argc, sub_argv);
+    if (!strcmp(cmd, "plugins"))
+        return cmd_plugins(sub_argc, sub_argv);
+    if (!strcmp(cmd, "train"))
+        return cmd_train(sub_argc, sub_argv);
+    if (!strcmp(cmd, "predict"))
+        return cmd_predict(sub_argc, sub_argv);
+    if (!strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tributary: unknown command '%s' (try --help)\n", cmd);
+    return 2;
+}

@@ -1,1 +1,383 @@
-/* pipeline */
+/*
+ * pipeline.c — threads, the bounded queue and the delivery bookkeeping.
+ *
+ * Ordering: records are sequenced when the source emits them; the pipeline
+ * thread preserves that order through transforms and into sink batches.
+ * Safety: a position is confirmed to the source only when the ack window
+ * has passed it, i.e. every record emitted before it was acknowledged by the
+ * sink (or dropped by a transform).  A record that failed or was abandoned
+ * at shutdown is never passed, so it is replayed after a restart.
+ */
+#include "pipeline.h"
+#include "ackq.h"
+#include "log.h"
+#include "record.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct pipeline {
+    pipeline_cfg cfg;
+    trib_ctx *source;
+    trib_ctx **transforms;
+    size_t ntransforms;
+    trib_ctx *sink;
+    ackq *acks;
+
+    pthread_mutex_t lock;
+    pthread_cond_t not_empty, not_full;
+    trib_record **q;
+    size_t qhead, qlen;
+    int source_done;
+    atomic_int stopping;
+    atomic_int fatal;
+    char fatal_msg[1024];
+    pthread_t src_thread, pipe_thread;
+    atomic_int threads_done;
+
+    uint64_t last_committed;
+    atomic_uint_fast64_t n_read, n_snapshot, n_delivered, n_dropped, n_dead, committed;
+    unsigned long transform_errors;
+};
+
+static void set_fatal(pipeline *pl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_fatal(pipeline *pl, const char *fmt, ...)
+{
+    pthread_mutex_lock(&pl->lock);
+    if (!atomic_load(&pl->fatal)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pl->fatal_msg, sizeof pl->fatal_msg, fmt, ap);
+        va_end(ap);
+        atomic_store(&pl->fatal, 1);
+    }
+    atomic_store(&pl->stopping, 1);
+    pthread_cond_broadcast(&pl->not_full);
+    pthread_cond_broadcast(&pl->not_empty);
+    pthread_mutex_unlock(&pl->lock);
+}
+
+pipeline *pipeline_new(const pipeline_cfg *cfg, trib_ctx *source, trib_ctx **transforms,
+                       size_t ntransforms, trib_ctx *sink)
+{
+    pipeline *pl = xcalloc(1, sizeof *pl);
+    pl->cfg = *cfg;
+    if (pl->cfg.queue_size < 1)
+        pl->cfg.queue_size = 1;
+    if (pl->cfg.batch_size < 1)
+        pl->cfg.batch_size = 1;
+    pl->source = source;
+    pl->transforms = transforms;
+    pl->ntransforms = ntransforms;
+    pl->sink = sink;
+    pl->acks = ackq_new();
+    pthread_mutex_init(&pl->lock, NULL);
+    pthread_cond_init(&pl->not_empty, NULL);
+    pthread_cond_init(&pl->not_full, NULL);
+    pl->q = xcalloc(pl->cfg.queue_size, sizeof *pl->q);
+    source->pl = pl;
+    sink->pl = pl;
+    for (size_t i = 0; i < ntransforms; i++)
+        transforms[i]->pl = pl;
+    return pl;
+}
+
+void pipeline_free(pipeline *pl)
+{
+    if (!pl)
+        return;
+    for (size_t i = 0; i < pl->qlen; i++)
+        rec_free(pl->q[(pl->qhead + i) % pl->cfg.queue_size]);
+    free(pl->q);
+    ackq_free(pl->acks);
+    pthread_mutex_destroy(&pl->lock);
+    pthread_cond_destroy(&pl->not_empty);
+    pthread_cond_destroy(&pl->not_full);
+    free(pl);
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+int pipeline_emit(pipeline *pl, trib_record *rec, int is_marker, uint64_t pos, int timeout_ms)
+{
+    if (is_marker) {
+        if (atomic_load(&pl->stopping) && atomic_load(&pl->fatal))
+            return TRIB_STOP;
+        ackq_push(pl->acks, 1, pos);
+        return TRIB_OK;
+    }
+    struct timespec dl;
+    deadline_after(&dl, timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&pl->lock);
+    while (pl->qlen == pl->cfg.queue_size && !atomic_load(&pl->stopping) && !g_stop) {
+        if (timeout_ms <= 0 || pthread_cond_timedwait(&pl->not_full, &pl->lock, &dl) == ETIMEDOUT) {
+            pthread_mutex_unlock(&pl->lock);
+            return TRIB_RETRY;
+        }
+    }
+    if (atomic_load(&pl->stopping) || g_stop) {
+        pthread_mutex_unlock(&pl->lock);
+        rec_free(rec);
+        return TRIB_STOP;
+    }
+    rec->seq = ackq_push(pl->acks, 0, 0);
+    pl->q[(pl->qhead + pl->qlen) % pl->cfg.queue_size] = rec;
+    pl->qlen++;
+    atomic_fetch_add(&pl->n_read, 1);
+    if (rec->src.snapshot)
+        atomic_fetch_add(&pl->n_snapshot, 1);
+    pthread_cond_signal(&pl->not_empty);
+    pthread_mutex_unlock(&pl->lock);
+    return TRIB_OK;
+}
+
+void pipeline_ack(pipeline *pl, trib_record *rec, int status, const char *errmsg)
+{
+    if (status == TRIB_OK) {
+        ackq_done(pl->acks, rec->seq);
+        atomic_fetch_add(&pl->n_delivered, 1);
+    } else if (status == TRIB_ERR) {
+        char lsn[32];
+        lsn_format(rec->src.lsn, lsn);
+        set_fatal(pl, "%s: delivery of a record to '%s' (table %s.%s, LSN %s) failed: %s",
+                  pl->sink->name, rec->topic ? rec->topic : "?",
+                  rec->src.schema ? rec->src.schema : "?", rec->src.table ? rec->src.table : "?",
+                  lsn, errmsg ? errmsg : "unknown error");
+    }
+    /* TRIB_STOP: abandoned at shutdown; never marked done, so replayed later */
+    rec_free(rec);
+}
+
+int pipeline_stopping(pipeline *pl)
+{
+    return atomic_load(&pl->stopping) || g_stop;
+}
+
+uint64_t pipeline_pending(pipeline *pl)
+{
+    return ackq_pending(pl->acks);
+}
+
+void pipeline_request_stop(pipeline *pl)
+{
+    pthread_mutex_lock(&pl->lock);
+    atomic_store(&pl->stopping, 1);
+    pthread_cond_broadcast(&pl->not_full);
+    pthread_cond_broadcast(&pl->not_empty);
+    pthread_mutex_unlock(&pl->lock);
+}
+
+static void commit_check(pipeline *pl)
+{
+    uint64_t pos = ackq_committable(pl->acks);
+    if (pos > pl->last_committed) {
+        pl->last_committed = pos;
+        atomic_store(&pl->committed, pos);
+        if (pl->source->p->source->commit)
+            pl->source->p->source->commit(pl->source->inst, pos);
+    }
+}
+
+static void *source_main(void *arg)
+{
+    pipeline *pl = arg;
+    int rc = pl->source->p->source->run(pl->source->inst);
+    if (rc == TRIB_ERR)
+        set_fatal(pl, "%s stopped with an error (see above)", pl->source->name);
+    pthread_mutex_lock(&pl->lock);
+    pl->source_done = 1;
+    pthread_cond_broadcast(&pl->not_empty);
+    pthread_mutex_unlock(&pl->lock);
+    return NULL;
+}
+
+/* Handle a record a transform failed on: fatal, dead-letter, or drop. */
+static trib_record *transform_failed(pipeline *pl, trib_ctx *t, trib_record *rec)
+{
+    char lsn[32];
+    lsn_format(rec->src.lsn, lsn);
+    if (!pl->cfg.tolerance_all) {
+        set_fatal(pl, "%s failed on a record of %s.%s at LSN %s (errors.tolerance: none)",
+                  t->name, rec->src.schema ? rec->src.schema : "?",
+                  rec->src.table ? rec->src.table : "?", lsn);
+        return rec; /* freed by the caller without acking */
+    }
+    if (++pl->transform_errors <= 10 || pl->transform_errors % 1000 == 0)
+        log_warn("%s failed on a record of %s.%s at LSN %s: %s (%lu so far)", t->name,
+                 rec->src.schema ? rec->src.schema : "?", rec->src.table ? rec->src.table : "?",
+                 lsn, pl->cfg.deadletter_topic ? "sent to the dead-letter topic" : "dropped",
+                 pl->transform_errors);
+    if (!pl->cfg.deadletter_topic) {
+        rec_free(rec); /* counted and acknowledged as dropped by the caller */
+        return NULL;
+    }
+    bytes_set(&rec->key, NULL, 0);
+    bytes_set(&rec->value, NULL, 0);
+    str_set(&rec->topic, pl->cfg.deadletter_topic);
+    rec_header_add(rec, "error.transform", t->name, strlen(t->name));
+    atomic_fetch_add(&pl->n_dead, 1);
+    return rec;
+}
+
+/* Run the transform chain and the converter.  NULL: dropped (already acked). */
+static trib_record *process(pipeline *pl, trib_record *rec, int *discard)
+{
+    uint64_t seq = rec->seq;
+    *discard = 0;
+    for (size_t i = 0; i < pl->ntransforms && rec; i++) {
+        trib_ctx *t = pl->transforms[i];
+        if (t->p->transform->apply(t->inst, &rec) != TRIB_OK) {
+            rec = transform_failed(pl, t, rec);
+            if (rec && atomic_load(&pl->fatal)) {
+                *discard = 1;
+                return rec;
+            }
+            break;
+        }
+        if (rec)
+            rec->seq = seq; /* a replacement record keeps its place */
+    }
+    if (!rec) {
+        ackq_done(pl->acks, seq);
+        atomic_fetch_add(&pl->n_dropped, 1);
+        return NULL;
+    }
+    char err[256];
+    if (convert_record(&pl->cfg.conv, rec, err, sizeof err) != TRIB_OK) {
+        char lsn[32];
+        lsn_format(rec->src.lsn, lsn);
+        set_fatal(pl, "cannot convert a record of %s.%s at LSN %s: %s",
+                  rec->src.schema ? rec->src.schema : "?", rec->src.table ? rec->src.table : "?",
+                  lsn, err);
+        *discard = 1;
+    }
+    return rec;
+}
+
+static void *pipe_main(void *arg)
+{
+    pipeline *pl = arg;
+    size_t cap = pl->cfg.batch_size;
+    trib_record **in = xcalloc(cap, sizeof *in);
+    trib_record **out = xcalloc(cap, sizeof *out);
+    for (;;) {
+        size_t n = 0;
+        int done;
+        pthread_mutex_lock(&pl->lock);
+        if (pl->qlen == 0 && !pl->source_done) {
+            struct timespec dl;
+            deadline_after(&dl, 200);
+            pthread_cond_timedwait(&pl->not_empty, &pl->lock, &dl);
+        }
+        while (n < cap && pl->qlen) {
+            in[n++] = pl->q[pl->qhead];
+            pl->qhead = (pl->qhead + 1) % pl->cfg.queue_size;
+            pl->qlen--;
+        }
+        if (n)
+            pthread_cond_broadcast(&pl->not_full);
+        done = pl->source_done && pl->qlen == 0;
+        pthread_mutex_unlock(&pl->lock);
+
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (atomic_load(&pl->fatal)) { /* never delivered, never confirmed */
+                rec_free(in[i]);
+                continue;
+            }
+            int discard;
+            trib_record *r = process(pl, in[i], &discard);
+            if (r && discard)
+                rec_free(r);
+            else if (r)
+                out[m++] = r;
+        }
+        if (m && pl->sink->p->sink->send(pl->sink->inst, out, m) != TRIB_OK &&
+            !atomic_load(&pl->fatal))
+            set_fatal(pl, "%s cannot deliver (see above)", pl->sink->name);
+        commit_check(pl);
+        if (done && n == 0)
+            break;
+    }
+    free(in);
+    free(out);
+    /* flush what is in flight, then confirm what was acknowledged */
+    if (pl->sink->p->sink->flush) {
+        int64_t until = now_mono_ms() + pl->cfg.shutdown_timeout_ms;
+        while (ackq_pending(pl->acks) && !atomic_load(&pl->fatal)) {
+            int left = (int)(until - now_mono_ms());
+            if (left <= 0) {
+                log_warn("%s: %llu records still unacknowledged after shutdown_timeout_ms; "
+                         "they will be replayed on restart",
+                         pl->sink->name, (unsigned long long)ackq_pending(pl->acks));
+                break;
+            }
+            pl->sink->p->sink->flush(pl->sink->inst, left < 500 ? left : 500);
+            commit_check(pl);
+        }
+    }
+    commit_check(pl);
+    return NULL;
+}
+
+int pipeline_start(pipeline *pl)
+{
+    if (pthread_create(&pl->pipe_thread, NULL, pipe_main, pl))
+        return TRIB_ERR;
+    if (pthread_create(&pl->src_thread, NULL, source_main, pl)) {
+        set_fatal(pl, "cannot start the source thread");
+        pthread_mutex_lock(&pl->lock);
+        pl->source_done = 1;
+        pthread_cond_broadcast(&pl->not_empty);
+        pthread_mutex_unlock(&pl->lock);
+        pthread_join(pl->pipe_thread, NULL);
+        return TRIB_ERR;
+    }
+    return TRIB_OK;
+}
+
+int pipeline_finished(pipeline *pl)
+{
+    pthread_mutex_lock(&pl->lock);
+    int d = pl->source_done && pl->qlen == 0;
+    pthread_mutex_unlock(&pl->lock);
+    return d;
+}
+
+int pipeline_join(pipeline *pl)
+{
+    pthread_join(pl->src_thread, NULL);
+    pthread_join(pl->pipe_thread, NULL);
+    return atomic_load(&pl->fatal) ? 1 : 0;
+}
+
+void pipeline_get_stats(pipeline *pl, pipeline_stats *st)
+{
+    st->read = atomic_load(&pl->n_read);
+    st->snapshot = atomic_load(&pl->n_snapshot);
+    st->delivered = atomic_load(&pl->n_delivered);
+    st->dropped = atomic_load(&pl->n_dropped);
+    st->deadlettered = atomic_load(&pl->n_dead);
+    st->committed_pos = atomic_load(&pl->committed);
+    st->pending = ackq_pending(pl->acks);
+}
+
+const char *pipeline_fatal_message(pipeline *pl)
+{
+    return atomic_load(&pl->fatal) ? pl->fatal_msg : NULL;
+}

@@ -257,10 +257,12 @@ typedef struct trib_host {
 
     /* -- sink side -- */
     /**
-     * Acknowledge one record handed to sink->send: status TRIB_OK (delivered)
-     * or TRIB_ERR (permanently failed; `errmsg` says why and the engine
-     * stops).  Exactly once per record, from any thread.  The record must not
-     * be touched afterwards.
+     * Acknowledge one record handed to sink->send: status TRIB_OK (delivered),
+     * TRIB_ERR (permanently failed; `errmsg` says why and the engine stops,
+     * confirming nothing past it), or TRIB_STOP (not delivered because the
+     * engine is stopping while the broker is unreachable: nothing past it is
+     * confirmed, and it is replayed on restart).  Exactly once per record,
+     * from any thread.  The record must not be touched afterwards.
      */
     void (*ack)(trib_ctx *ctx, trib_record *rec, int status, const char *errmsg);
 

@@ -1,0 +1,168 @@
+/*
+ * mnist.c — the `mnist` transform: turns a row of an MNIST table into the
+ * message the reference TensorFlow notebook reads.
+ *
+ *   key   = the label as decimal text ("7")
+ *   value = the pixel bytes as unsigned decimals joined by ',' (format csv,
+ *           what tf.io.decode_csv reads) or the raw bytes (format raw)
+ *
+ * Rows whose label or pixels are NULL are dropped with a warning naming the
+ * table and LSN; deletes and truncates (no `after` row) are dropped quietly.
+ * A row whose columns have the wrong type is an error (errors.tolerance).
+ */
+#include <tributary/plugin.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct mnist {
+    trib_ctx *ctx;
+    const trib_host *h;
+    const char *pixels_field;
+    const char *label_field;   /* NULL: find `labels`, then `label` */
+    int raw;
+    char lsnbuf[32];
+    char digits[256][4];           /* "0".."255" */
+    unsigned char digits_len[256];
+} mnist;
+
+static const trib_option mnist_options[] = {
+    {"pixels_field", TRIB_OPT_STRING, "pixels", 0, NULL, "bytea column holding the image bytes", 0},
+    {"label_field", TRIB_OPT_STRING, NULL, 0, NULL,
+     "label column (default: `labels`, else `label`)", 0},
+    {"format", TRIB_OPT_ENUM, "csv", 0, "csv|raw",
+     "value as comma-separated pixel numbers, or the raw bytes", 0},
+    {NULL, 0, NULL, 0, NULL, NULL, 0}};
+
+static int mnist_create(trib_ctx *ctx, const trib_host *h, const trib_opts *o, void **inst,
+                        char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    mnist *m = calloc(1, sizeof *m);
+    if (!m)
+        return TRIB_ERR;
+    m->ctx = ctx;
+    m->h = h;
+    m->pixels_field = h->opt_str(o, "pixels_field");
+    m->label_field = h->opt_str(o, "label_field");
+    m->raw = strcmp(h->opt_str(o, "format"), "raw") == 0;
+    for (int i = 0; i < 256; i++)
+        m->digits_len[i] = (unsigned char)snprintf(m->digits[i], sizeof m->digits[i], "%d", i);
+    *inst = m;
+    return TRIB_OK;
+}
+
+static void mnist_destroy(void *inst)
+{
+    free(inst);
+}
+
+static const char *lsn_str(mnist *m, const trib_record *r)
+{
+    snprintf(m->lsnbuf, sizeof m->lsnbuf, "%X/%X", (unsigned)(r->src.lsn >> 32),
+             (unsigned)(r->src.lsn & 0xFFFFFFFFu));
+    return m->lsnbuf;
+}
+
+static int drop(mnist *m, trib_record **rec, const char *why, const char *col)
+{
+    trib_record *r = *rec;
+    m->h->log(m->ctx, TRIB_LOG_WARN, "dropping a row of %s.%s at LSN %s%s: %s '%s'",
+              r->src.schema ? r->src.schema : "?", r->src.table ? r->src.table : "?",
+              lsn_str(m, r), r->src.snapshot ? " (snapshot)" : "", why, col);
+    m->h->metric_add(m->ctx, "dropped", 1);
+    m->h->record_free(r);
+    *rec = NULL;
+    return TRIB_OK;
+}
+
+static int fail(mnist *m, trib_record *r, const char *fmt, const char *col)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, col);
+    m->h->log(m->ctx, TRIB_LOG_ERROR, "row of %s.%s at LSN %s: %s",
+              r->src.schema ? r->src.schema : "?", r->src.table ? r->src.table : "?",
+              lsn_str(m, r), msg);
+    return TRIB_ERR;
+}
+
+static int set_csv(mnist *m, trib_record *r, const unsigned char *px, size_t n)
+{
+    char *buf = malloc(n * 4 + 1);
+    if (!buf)
+        return TRIB_ERR;
+    char *o = buf;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(o, m->digits[px[i]], 4); /* copies the NUL too; overwritten next */
+        o += m->digits_len[px[i]];
+        *o++ = ',';
+    }
+    size_t len = n ? (size_t)(o - buf) - 1 : 0;
+    int rc = m->h->bytes_set(&r->value, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int mnist_apply(void *inst, trib_record **rec)
+{
+    mnist *m = inst;
+    trib_record *r = *rec;
+    if (!r->has_after) { /* delete or truncate: nothing to learn from */
+        m->h->record_free(r);
+        *rec = NULL;
+        return TRIB_OK;
+    }
+    trib_field *px = m->h->field_get(&r->after, m->pixels_field);
+    const char *lname = m->label_field;
+    trib_field *lb = NULL;
+    if (lname)
+        lb = m->h->field_get(&r->after, lname);
+    else if ((lb = m->h->field_get(&r->after, "labels")))
+        lname = "labels";
+    else if ((lb = m->h->field_get(&r->after, "label")))
+        lname = "label";
+    if (!px)
+        return fail(m, r, "no column '%s' (set pixels_field)", m->pixels_field);
+    if (!lb)
+        return fail(m, r, "no label column '%s' (set label_field)", lname ? lname : "labels");
+    if (px->kind == TRIB_VAL_NULL)
+        return drop(m, rec, "NULL in", m->pixels_field);
+    if (lb->kind == TRIB_VAL_NULL)
+        return drop(m, rec, "NULL in", lname);
+    if (px->kind == TRIB_VAL_UNCHANGED)
+        return drop(m, rec, "unchanged TOASTed value (use REPLICA IDENTITY FULL) in", m->pixels_field);
+    if (px->kind != TRIB_VAL_BINARY)
+        return fail(m, r, "column '%s' is not bytea", m->pixels_field);
+    char *end;
+    long label = strtol(lb->data ? lb->data : "", &end, 10);
+    if (lb->kind != TRIB_VAL_TEXT || end == lb->data || *end || label < 0)
+        return fail(m, r, "label column '%s' does not hold a non-negative integer", lname);
+    char key[24];
+    int kl = snprintf(key, sizeof key, "%ld", label);
+    if (m->h->bytes_set(&r->key, key, (size_t)kl) != TRIB_OK)
+        return TRIB_ERR;
+    int rc = m->raw ? m->h->bytes_set(&r->value, px->data, px->len)
+                    : set_csv(m, r, (const unsigned char *)px->data, px->len);
+    return rc;
+}
+
+static const trib_transform_ops mnist_transform = {mnist_apply};
+
+TRIB_EXPORT const trib_plugin tributary_plugin = {
+    TRIB_PLUGIN_ABI,
+    "mnist",
+    "0.1.0",
+    "MNIST rows to (label, pixels) messages: key = label text, value = CSV or raw pixels",
+    TRIB_ROLE_TRANSFORM,
+    mnist_options,
+    mnist_create,
+    NULL,
+    mnist_destroy,
+    NULL,
+    &mnist_transform,
+    NULL,
+    NULL,
+    NULL,
+};
