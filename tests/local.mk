@@ -1,0 +1,17 @@
+# tests/: the core's own tests.  Each component adds its tests in its own
+# local.mk; these cover config, loader, converter, pipeline and mnist.
+TEST_MODULE_FLAGS = -module -avoid-version -shared -rpath $(abs_builddir)/tests/plugins $(SAN_CFLAGS)
+check_LTLIBRARIES += tests/plugins/gen.la tests/plugins/badabi.la tests/plugins/nosym.la
+tests_plugins_gen_la_SOURCES = tests/plugins/gen.c
+tests_plugins_gen_la_LDFLAGS = $(TEST_MODULE_FLAGS)
+tests_plugins_badabi_la_SOURCES = tests/plugins/badabi.c
+tests_plugins_badabi_la_LDFLAGS = $(TEST_MODULE_FLAGS)
+tests_plugins_nosym_la_SOURCES = tests/plugins/nosym.c
+tests_plugins_nosym_la_LDFLAGS = $(TEST_MODULE_FLAGS)
+
+check_PROGRAMS += tests/internal/test_core
+tests_internal_test_core_SOURCES = tests/internal/test_core.c tests/internal/tap.h
+tests_internal_test_core_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
+tests_internal_test_core_LDADD = core/libtribcore.la $(YAML_LIBS)
+
+TESTS += tests/internal/test_core tests/runtime/core_cli.sh tests/runtime/core_pipeline.sh

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# core_cli.sh — the CLI and config/loader errors a user meets first:
+# --help/--version, `plugins`, `check` with typos, wrong types, missing
+# required options, unknown/missing/foreign/wrong-ABI plugins.
+. "$TRIB_SRCDIR/tests/lib.sh"
+
+expect_fail() { # expect_fail "substring" CMD...
+    local want=$1; shift
+    if "$@" >"$T/out" 2>&1; then fail "expected failure: $*"; fi
+    grep -qF -- "$want" "$T/out" || { cat "$T/out"; fail "missing '$want' in output of: $*"; }
+}
+
+"$TRIB" --version | grep -q "plugin ABI 1\." || fail "--version"
+"$TRIB" --help | grep -q "run CONFIG" || fail "--help"
+expect_fail "unknown command 'frobnicate'" "$TRIB" frobnicate
+"$TRIB" plugins >"$T/plugins" 2>/dev/null
+grep -q "^mnist .*transform" "$T/plugins" || fail "plugins lists mnist"
+grep -q "^file .*sink" "$T/plugins" || fail "plugins lists file"
+"$TRIB" plugins mnist | grep -q "pixels_field" || fail "plugins mnist shows options"
+
+cat >"$T/ok.yaml" <<'Y'
+pipeline:
+  source:
+    plugin: gen
+    count: 5
+  transforms:
+    - plugin: mnist
+  sink:
+    plugin: file
+    path: /dev/null
+Y
+"$TRIB" check "$T/ok.yaml" | grep -q "OK" || fail "check of a valid config"
+
+sed 's/    path: \/dev\/null/    path: \/dev\/null\n    pathh: x/' "$T/ok.yaml" >"$T/typo.yaml"
+expect_fail "typo.yaml:10:5: unknown key 'pathh' in sink (file)" "$TRIB" check "$T/typo.yaml"
+
+sed 's/count: 5/count: five/' "$T/ok.yaml" >"$T/type.yaml"
+expect_fail "type.yaml:4:12: option 'count' in source (gen) expects an integer, got 'five'" \
+    "$TRIB" check "$T/type.yaml"
+
+sed '/path: \/dev\/null/d' "$T/ok.yaml" >"$T/req.yaml"
+expect_fail "missing required option 'path' in sink (file)" "$TRIB" check "$T/req.yaml"
+
+sed 's/plugin: mnist/plugin: nosuch/' "$T/ok.yaml" >"$T/unk.yaml"
+expect_fail "plugin 'nosuch' not found" "$TRIB" check "$T/unk.yaml"
+
+sed 's/plugin: file/plugin: badabi/' "$T/ok.yaml" >"$T/abi.yaml"
+expect_fail "plugin 'badabi' was built for plugin ABI 99.0 but this tributary provides ABI 1." \
+    "$TRIB" check "$T/abi.yaml"
+expect_fail "badabi.so" "$TRIB" check "$T/abi.yaml"
+
+sed 's/plugin: file/plugin: nosym/' "$T/ok.yaml" >"$T/nosym.yaml"
+expect_fail "not a Tributary plugin (no 'tributary_plugin' symbol" "$TRIB" check "$T/nosym.yaml"
+
+echo "not an elf" >"$T/junk.so"
+sed "s|plugin: file|plugin: $T/junk.so|" "$T/ok.yaml" >"$T/junk.yaml"
+expect_fail "junk.so: cannot load plugin" "$TRIB" check "$T/junk.yaml"
+
+sed 's/plugin: mnist/plugin: file/' "$T/ok.yaml" >"$T/role.yaml"
+expect_fail "cannot be used as a transform: it provides sink" "$TRIB" check "$T/role.yaml"
+
+printf 'pipeline:\n  source: [\n' >"$T/syntax.yaml"
+expect_fail "syntax.yaml:" "$TRIB" check "$T/syntax.yaml"
+expect_fail "cannot open config" "$TRIB" check "$T/nonexistent.yaml"
+
+sed 's|path: /dev/null|path: "${TRIB_UNSET_VAR_X}"|' "$T/ok.yaml" >"$T/env.yaml"
+unset TRIB_UNSET_VAR_X
+expect_fail "env.yaml:9:11: environment variable TRIB_UNSET_VAR_X is not set" "$TRIB" check "$T/env.yaml"
+TRIB_UNSET_VAR_X=/dev/null "$TRIB" check "$T/env.yaml" >/dev/null || fail "env var substituted"
+
+printf 'pipeline:\n  source:\n    plugin: gen\n  sink:\n    plugin: file\n    path: x\nbogus: 1\n' >"$T/top.yaml"
+expect_fail "top.yaml:7:1: unknown key 'bogus' in the top level" "$TRIB" check "$T/top.yaml"
+echo "core_cli: all checks passed"
