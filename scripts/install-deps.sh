@@ -1,0 +1,17 @@
+#!/bin/sh
+# install-deps.sh — install everything Tributary needs to build, test and
+# run its demo on Debian 12 (bookworm).  Run as root or with sudo.
+set -eu
+PKGS="
+  build-essential autoconf automake libtool pkg-config
+  libyaml-dev libpq-dev libhiredis-dev librdkafka-dev libpaho-mqtt-dev
+  zlib1g-dev libcurl4-openssl-dev libopenblas-dev libpng-dev libmicrohttpd-dev
+  postgresql redis-server mosquitto mosquitto-clients kcat curl
+  python3 dataset-fashion-mnist
+"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $PKGS
