@@ -12,6 +12,7 @@
 
 typedef struct {
     uint64_t pos;      /* marker position, 0 for records */
+    int64_t t_ms;      /* when the record was pushed (monotonic) */
     unsigned char done;
 } entry;
 
@@ -79,6 +80,7 @@ uint64_t ackq_push(ackq *q, int is_marker, uint64_t pos)
     entry *e = at(q, seq);
     e->pos = is_marker ? pos : 0;
     e->done = is_marker ? 1 : 0;
+    e->t_ms = is_marker ? 0 : now_mono_ms();
     if (!is_marker)
         q->pending++;
     advance(q);
@@ -86,15 +88,18 @@ uint64_t ackq_push(ackq *q, int is_marker, uint64_t pos)
     return seq;
 }
 
-void ackq_done(ackq *q, uint64_t seq)
+int64_t ackq_done(ackq *q, uint64_t seq)
 {
+    int64_t lat = -1;
     pthread_mutex_lock(&q->lock);
     if (seq >= q->low && seq < q->next && !at(q, seq)->done) {
         at(q, seq)->done = 1;
+        lat = now_mono_ms() - at(q, seq)->t_ms;
         q->pending--;
         advance(q);
     }
     pthread_mutex_unlock(&q->lock);
+    return lat;
 }
 
 uint64_t ackq_committable(ackq *q)

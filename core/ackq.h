@@ -17,8 +17,8 @@ ackq *ackq_new(void);
 void ackq_free(ackq *q);
 /** Append a record (pos == 0, not done) or a position marker (done at once). */
 uint64_t ackq_push(ackq *q, int is_marker, uint64_t pos);
-/** Mark a record delivered. */
-void ackq_done(ackq *q, uint64_t seq);
+/** Mark a record delivered; returns ms since it was pushed (-1 if unknown). */
+int64_t ackq_done(ackq *q, uint64_t seq);
 /** Highest marker position below which everything is done (0: none yet). */
 uint64_t ackq_committable(ackq *q);
 /** Records pushed but not yet done. */

@@ -38,7 +38,12 @@ static const trib_option errors_options[] = {
      "with tolerance all: send failed records here (JSON envelope)", 0},
     {NULL, 0, NULL, 0, NULL, NULL, 0}};
 
-static const char *const top_reserved[] = {"pipeline", "trainer", "errors", NULL};
+static const char *const top_reserved[] = {"pipeline", "trainer", "errors", "metrics", NULL};
+static const trib_option metrics_options[] = {
+    {"listen", TRIB_OPT_STRING, NULL, 1, NULL,
+     "HOST:PORT for the Prometheus endpoint (GET /metrics)", 0},
+    {NULL, 0, NULL, 0, NULL, NULL, 0}};
+
 static const char *const section_reserved[] = {"plugin", NULL};
 static const char *const sink_reserved[] = {"plugin", "converter", "binary_handling", NULL};
 
@@ -111,6 +116,17 @@ static int load_engine(app *a, char *err, size_t errlen)
     if (opts_str(xo, "deadletter_topic"))
         a->pcfg.deadletter_topic = xstrdup(opts_str(xo, "deadletter_topic"));
     opts_free(xo);
+
+    const cnode *mn = cnode_get(root, "metrics");
+    if (mn) {
+        if (need_map(mn, "metrics", err, errlen))
+            return -1;
+        trib_opts *mo = opts_build(metrics_options, mn, NULL, "metrics", err, errlen);
+        if (!mo)
+            return -1;
+        a->metrics_listen = xstrdup(opts_str(mo, "listen"));
+        opts_free(mo);
+    }
     return 0;
 }
 
@@ -252,6 +268,7 @@ void app_free(app *a)
     instance_destroy(a->broker);
     instance_destroy(a->trainer);
     free(a->pcfg.deadletter_topic);
+    free(a->metrics_listen);
     config_free(a->cfg);
     memset(a, 0, sizeof *a);
 }

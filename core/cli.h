@@ -19,6 +19,7 @@ typedef struct app {
     trib_ctx *trainer;
     pipeline_cfg pcfg;
     int status_interval_ms;
+    char *metrics_listen;  /* metrics.listen, NULL when off */
 } app;
 
 enum { APP_PIPELINE = 1, APP_TRAINER = 2, APP_BROKER = 4 };

@@ -7,9 +7,11 @@
  */
 #include "cli.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +62,24 @@ int cmd_run(int argc, char **argv)
     }
     log_info("running %s: %s -> %zu transform(s) -> %s", argv[1], a.source->name, a.ntransforms,
              a.sink->name);
+    size_t nctx = 0;
+    trib_ctx **ctxs = xcalloc(a.ntransforms + 2, sizeof *ctxs);
+    ctxs[nctx++] = a.source;
+    for (size_t i = 0; i < a.ntransforms; i++)
+        ctxs[nctx++] = a.transforms[i];
+    ctxs[nctx++] = a.sink;
+    metrics_server *ms = NULL;
+    if (a.metrics_listen) {
+        ms = metrics_start(a.metrics_listen, pl, ctxs, nctx, err, sizeof err);
+        if (!ms) {
+            log_error("%s: %s", argv[1], err);
+            free(ctxs);
+            pipeline_free(pl);
+            app_free(&a);
+            return 1;
+        }
+        log_info("metrics on http://%s/metrics", a.metrics_listen);
+    }
     if (pipeline_start(pl) != TRIB_OK) {
         log_error("cannot start pipeline threads");
         pipeline_free(pl);
@@ -83,6 +103,8 @@ int cmd_run(int argc, char **argv)
         }
     }
     int rc = pipeline_join(pl);
+    metrics_stop(ms);
+    free(ctxs);
     if (a.source->p->source->close)
         a.source->p->source->close(a.source->inst);
     print_status(pl, "stopped");

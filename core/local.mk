@@ -12,11 +12,12 @@ core_libtribcore_la_SOURCES = \
 	core/host.c core/host.h \
 	core/convert.c core/convert.h \
 	core/pipeline.c core/pipeline.h \
-	core/ackq.c core/ackq.h
-core_libtribcore_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
-core_libtribcore_la_LIBADD = $(YAML_LIBS)
+	core/ackq.c core/ackq.h \
+	core/metrics.c core/metrics.h
+core_libtribcore_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(MHD_CFLAGS)
+core_libtribcore_la_LIBADD = $(YAML_LIBS) $(MHD_LIBS)
 
 bin_PROGRAMS += tributary
 tributary_SOURCES = core/main.c core/app.c core/cmd_run.c core/cmd_plugins.c core/cmd_train.c core/cli.h
-tributary_LDADD = core/libtribcore.la $(YAML_LIBS)
+tributary_LDADD = core/libtribcore.la $(YAML_LIBS) $(MHD_LIBS)
 tributary_LDFLAGS = $(AM_LDFLAGS) -export-dynamic

@@ -41,6 +41,8 @@ struct pipeline {
     atomic_int threads_done;
 
     uint64_t last_committed;
+    atomic_uint_fast64_t lat_counts[LAT_BUCKETS + 1];
+    atomic_uint_fast64_t lat_sum_ms;
     atomic_uint_fast64_t n_read, n_snapshot, n_delivered, n_dropped, n_dead, committed;
     unsigned long transform_errors;
 };
@@ -146,10 +148,23 @@ int pipeline_emit(pipeline *pl, trib_record *rec, int is_marker, uint64_t pos, i
     return TRIB_OK;
 }
 
+const double lat_bounds_ms[LAT_BUCKETS] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
+
+static void observe_latency(pipeline *pl, int64_t ms)
+{
+    if (ms < 0)
+        return;
+    int b = 0;
+    while (b < LAT_BUCKETS && (double)ms > lat_bounds_ms[b])
+        b++;
+    atomic_fetch_add(&pl->lat_counts[b], 1);
+    atomic_fetch_add(&pl->lat_sum_ms, (uint64_t)ms);
+}
+
 void pipeline_ack(pipeline *pl, trib_record *rec, int status, const char *errmsg)
 {
     if (status == TRIB_OK) {
-        ackq_done(pl->acks, rec->seq);
+        observe_latency(pl, ackq_done(pl->acks, rec->seq));
         atomic_fetch_add(&pl->n_delivered, 1);
     } else if (status == TRIB_ERR) {
         char lsn[32];
@@ -375,6 +390,13 @@ void pipeline_get_stats(pipeline *pl, pipeline_stats *st)
     st->deadlettered = atomic_load(&pl->n_dead);
     st->committed_pos = atomic_load(&pl->committed);
     st->pending = ackq_pending(pl->acks);
+    pthread_mutex_lock(&pl->lock);
+    st->queue_depth = pl->qlen;
+    pthread_mutex_unlock(&pl->lock);
+    st->queue_size = pl->cfg.queue_size;
+    for (int i = 0; i <= LAT_BUCKETS; i++)
+        st->lat_counts[i] = atomic_load(&pl->lat_counts[i]);
+    st->lat_sum_ms = (double)atomic_load(&pl->lat_sum_ms);
 }
 
 const char *pipeline_fatal_message(pipeline *pl)

@@ -20,8 +20,15 @@ typedef struct pipeline_cfg {
     converter conv;
 } pipeline_cfg;
 
+/* Delivery latency histogram bounds (ms): emit → sink acknowledgement. */
+#define LAT_BUCKETS 12
+extern const double lat_bounds_ms[LAT_BUCKETS];
+
 typedef struct pipeline_stats {
     uint64_t read, snapshot, delivered, dropped, deadlettered, committed_pos, pending;
+    uint64_t queue_depth, queue_size;
+    uint64_t lat_counts[LAT_BUCKETS + 1]; /* last: +Inf */
+    double lat_sum_ms;
 } pipeline_stats;
 
 typedef struct pipeline pipeline;

@@ -72,12 +72,22 @@ assert json.loads(rows[1]["key"]) == {"id": 1}
 PY
 
 # SIGTERM while the source holds: clean exit 0, everything confirmed
+# (and the Prometheus endpoint, scraped with curl, agrees with what was sent)
+mport=$(free_port)
 sed -e 's/count: 1000/count: 50\n    hold: true/' -e "s|out.jsonl|hold.jsonl|" "$T/p.yaml" >"$T/hold.yaml"
+printf 'metrics:\n  listen: 127.0.0.1:%s\n' "$mport" >>"$T/hold.yaml"
 rm -f "$T/committed"
 "$TRIB" run "$T/hold.yaml" 2>"$T/run4.log" &
 pid=$!
 wait_for 10 test -s "$T/hold.jsonl" || fail "hold run produced nothing"
 sleep 0.5
+curl -sf "http://127.0.0.1:$mport/metrics" >"$T/metrics" || fail "metrics scrape"
+grep -q '^tributary_records_total{stage="read"} 50$' "$T/metrics" || { cat "$T/metrics"; fail "read metric"; }
+grep -q '^tributary_records_total{stage="delivered"} 50$' "$T/metrics" || fail "delivered metric"
+grep -q '^tributary_records_total{stage="dropped"} 0$' "$T/metrics" || fail "dropped metric"
+grep -q '^tributary_confirmed_position 500$' "$T/metrics" || fail "confirmed position metric"
+grep -q '^tributary_delivery_latency_seconds_count 50$' "$T/metrics" || fail "latency histogram"
+grep -q '^tributary_inflight_records 0$' "$T/metrics" || fail "inflight metric"
 kill -TERM $pid
 wait $pid || fail "SIGTERM exit status $?"
 [ "$(cat "$T/committed")" = 500 ] || fail "committed after SIGTERM: $(cat "$T/committed")"
