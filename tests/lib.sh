@@ -117,12 +117,11 @@ persistence true
 persistence_location $T/mosq/
 max_queued_messages 0
 max_inflight_messages 0
-max_packet_size 0
 CONF
     "$MOSQ" -c "$T/mosquitto.conf" >"$T/mosquitto.log" 2>&1 &
     MOSQ_PID=$!; _pids="$_pids $MOSQ_PID"
-    wait_for 10 sh -c "exec 3<>/dev/tcp/127.0.0.1/$MQTT_PORT" 2>/dev/null || true
-    sleep 0.3
+    wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MQTT_PORT" \
+        || fail "mosquitto did not start on port $MQTT_PORT"
     MQTT_URL="tcp://127.0.0.1:$MQTT_PORT"
     export MQTT_PORT MQTT_URL
 }
