@@ -14,4 +14,5 @@ tests_internal_test_core_SOURCES = tests/internal/test_core.c tests/internal/tap
 tests_internal_test_core_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
 tests_internal_test_core_LDADD = core/libtribcore.la $(YAML_LIBS)
 
-TESTS += tests/internal/test_core tests/runtime/core_cli.sh tests/runtime/core_pipeline.sh
+TESTS += tests/internal/test_core tests/runtime/core_cli.sh tests/runtime/core_pipeline.sh \
+	tests/runtime/sdk_skeleton.sh

@@ -1,6 +1,6 @@
 /*
  * file.c — the `file` sink: appends each record to a file, one JSON object
- * per line: {"topic":…,"key":…,"value":…,"op":…,"lsn":…}.  key and value
+ * per line: {"topic":…,"key":…,"value":…,"headers":{…},"op":…,"lsn":…}.  key and value
  * are the converter's (or a transform's) bytes as JSON strings; bytes that
  * are not UTF-8 are written as \u00XX escapes of their byte values.
  * Useful for debugging pipelines and for tests; a record is acknowledged
@@ -109,6 +109,17 @@ static int file_send(void *inst, trib_record **recs, size_t n)
             put_json(s->f, r->value.data, r->value.len);
         else
             fputs("null", s->f);
+        if (r->nheaders) {
+            fputs(",\"headers\":{", s->f);
+            for (size_t k = 0; k < r->nheaders; k++) {
+                if (k)
+                    fputc(',', s->f);
+                put_json(s->f, r->headers[k].name, strlen(r->headers[k].name));
+                fputc(':', s->f);
+                put_json(s->f, r->headers[k].value, r->headers[k].len);
+            }
+            fputc('}', s->f);
+        }
         fprintf(s->f, ",\"op\":\"%c\",\"lsn\":\"%X/%X\"}\n", r->op ? r->op : '-',
                 (unsigned)(r->src.lsn >> 32), (unsigned)(r->src.lsn & 0xFFFFFFFFu));
     }
