@@ -26,6 +26,32 @@ static void list_bad(const char *path, const char *why, void *arg)
     fprintf(stderr, "warning: %s\n", why);
 }
 
+/* A markdown table cell: '|' must be escaped. */
+static void md_cell(const char *s, int code)
+{
+    if (code && *s)
+        putchar('`');
+    for (; *s; s++) {
+        if (*s == '|')
+            putchar('\\');
+        putchar(*s);
+    }
+}
+
+static void md_row(const trib_option *o, const char *type)
+{
+    const char *def = o->default_value ? o->default_value : "";
+    printf("| `%s` | ", o->name);
+    md_cell(type, 0);
+    printf(" | ");
+    md_cell(def, 1);
+    if (*def)
+        putchar('`');
+    printf(" | %s | ", o->required ? "yes" : "");
+    md_cell(o->description ? o->description : "", 0);
+    printf(" |\n");
+}
+
 static void print_options(const trib_plugin *d, int markdown)
 {
     char roles[128];
@@ -47,8 +73,7 @@ static void print_options(const trib_plugin *d, int markdown)
             snprintf(type, sizeof type, "%s", opt_type_name(o->type));
         const char *def = o->default_value ? o->default_value : "";
         if (markdown)
-            printf("| `%s` | %s | %s%s%s | %s | %s |\n", o->name, type, *def ? "`" : "", def,
-                   *def ? "`" : "", o->required ? "yes" : "", o->description ? o->description : "");
+            md_row(o, type);
         else
             printf("%-22s %-8s %-20s %-4s %s\n", o->name, type, def, o->required ? "yes" : "",
                    o->description ? o->description : "");
