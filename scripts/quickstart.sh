@@ -52,10 +52,10 @@ else
 fi
 say "loading $ROWS training rows of $what with mnist2sql --format copy"
 # shellcheck disable=SC2086
-./tools/mnist2sql/mnist2sql $src --out "$T/sql" --limit "$ROWS" --format copy
+./tools/mnist2sql/mnist2sql $src --out "$T/sql" --limit "$ROWS" --format copy --only train -q
 psql_q -f "$T/sql/mnist_train.sql" >/dev/null
 # shellcheck disable=SC2086
-./tools/mnist2sql/mnist2sql $src --out "$T/sqlins" --limit "$TEST_ROWS" --format insert
+./tools/mnist2sql/mnist2sql $src --out "$T/sqlins" --limit "$TEST_ROWS" --format insert --only test -q
 head -n 1 "$T/sqlins/mnist_test.sql" | psql_q >/dev/null   # CREATE TABLE only
 
 say "tributary run conf/mnist-$broker.yaml"
