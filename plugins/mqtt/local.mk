@@ -1,0 +1,26 @@
+# plugins/mqtt/: MQTT sink + consumer on paho-mqtt-c's asynchronous client.
+if ENABLE_MQTT
+pkglib_LTLIBRARIES += plugins/mqtt/mqtt.la
+plugins_mqtt_mqtt_la_SOURCES = plugins/mqtt/mqtt.c plugins/mqtt/mqtt_sink.c \
+	plugins/mqtt/mqtt_consumer.c plugins/mqtt/mqtt_codec.c plugins/mqtt/mqtt_int.h
+plugins_mqtt_mqtt_la_CFLAGS = $(AM_CFLAGS) -pthread
+plugins_mqtt_mqtt_la_LIBADD = $(PAHO_LIBS) -lpthread
+plugins_mqtt_mqtt_la_LDFLAGS = $(TRIB_MODULE_FLAGS)
+endif
+
+# Tests: codec units; a driver with its own minimal host that the runtime
+# scripts use against a real mosquitto.
+if ENABLE_MQTT
+check_PROGRAMS += tests/internal/test_mqtt_codec tests/internal/test_mqtt_driver
+tests_internal_test_mqtt_codec_SOURCES = tests/internal/test_mqtt_codec.c \
+	tests/internal/mqtt_test_host.c tests/internal/mqtt_test_host.h plugins/mqtt/mqtt_codec.c
+tests_internal_test_mqtt_codec_CFLAGS = $(AM_CFLAGS) -pthread
+tests_internal_test_mqtt_codec_LDADD = $(PAHO_LIBS) -ldl -lpthread
+tests_internal_test_mqtt_driver_SOURCES = tests/internal/test_mqtt_driver.c \
+	tests/internal/mqtt_test_host.c tests/internal/mqtt_test_host.h
+tests_internal_test_mqtt_driver_CFLAGS = $(AM_CFLAGS) -pthread
+tests_internal_test_mqtt_driver_LDADD = -ldl -lpthread
+TESTS += tests/internal/test_mqtt_codec tests/runtime/mqtt_broker.sh tests/runtime/mqtt_outage.sh \
+	tests/runtime/mqtt_e2e.sh
+EXTRA_DIST += tests/runtime/mqtt_broker.sh tests/runtime/mqtt_outage.sh tests/runtime/mqtt_e2e.sh
+endif
