@@ -44,6 +44,7 @@ struct pipeline {
     atomic_uint_fast64_t lat_counts[LAT_BUCKETS + 1];
     atomic_uint_fast64_t lat_sum_ms;
     atomic_uint_fast64_t n_read, n_snapshot, n_delivered, n_dropped, n_dead, committed;
+    atomic_uint_fast64_t n_abandoned; /* acked TRIB_STOP: will be replayed */
     unsigned long transform_errors;
 };
 
@@ -174,7 +175,8 @@ void pipeline_ack(pipeline *pl, trib_record *rec, int status, const char *errmsg
                   rec->src.schema ? rec->src.schema : "?", rec->src.table ? rec->src.table : "?",
                   lsn, errmsg ? errmsg : "unknown error");
     }
-    /* TRIB_STOP: abandoned at shutdown; never marked done, so replayed later */
+    else /* TRIB_STOP: abandoned at shutdown; never marked done, so replayed later */
+        atomic_fetch_add(&pl->n_abandoned, 1);
     rec_free(rec);
 }
 
@@ -334,7 +336,8 @@ static void *pipe_main(void *arg)
     /* flush what is in flight, then confirm what was acknowledged */
     if (pl->sink->p->sink->flush) {
         int64_t until = now_mono_ms() + pl->cfg.shutdown_timeout_ms;
-        while (ackq_pending(pl->acks) && !atomic_load(&pl->fatal)) {
+        while (ackq_pending(pl->acks) > atomic_load(&pl->n_abandoned) &&
+               !atomic_load(&pl->fatal)) {
             int left = (int)(until - now_mono_ms());
             if (left <= 0) {
                 log_warn("%s: %llu records still unacknowledged after shutdown_timeout_ms; "

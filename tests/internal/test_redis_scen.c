@@ -1,0 +1,298 @@
+/*
+ * tests/internal/test_redis_scen.c — sink-side scenarios of the redis plugin
+ * test driver: batches, byte-exact fields, acks, maxlen, error replies,
+ * reconnect under live load, stopping while Redis is down, produce, AUTH.
+ */
+#include "redis_test_driver.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static th_ack *ack_of(trib_record *r)
+{
+    return r->core_private;
+}
+
+/* Field `name` of a stream entry's field array, or NULL. */
+static const redisReply *entry_field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (strcmp(fields->element[i]->str, name) == 0)
+            return fields->element[i + 1];
+    return NULL;
+}
+
+static void send_all(drv *d, trib_record **recs, size_t n, size_t batch)
+{
+    for (size_t b = 0; b < n; b += batch)
+        CHECK(P->sink->send(d->inst, recs + b, n - b < batch ? n - b : batch) == TRIB_OK, "send");
+    CHECK(P->sink->flush(d->inst, 1000) == TRIB_OK, "flush");
+}
+
+int scen_sink_basic(void)
+{
+    enum { N = 300 };
+    drv d;
+    drv_create(&d, URL, NULL);
+    trib_record *recs[N + 1];
+    char key[32], val[VALUE_LEN];
+    for (int i = 0; i < N; i++) {
+        size_t kl = key_of(i, key);
+        value_of(i, val);
+        recs[i] =
+            rec_make("t.basic", key, kl, val, VALUE_LEN, 'c', (0x16ull << 32) + 0xB374D848u + i);
+    }
+    recs[0]->op = 'r';
+    recs[0]->src.snapshot = 1;
+    th_host.header_add(recs[1], "trace", "a\0b", 3);
+    recs[2]->src.commit_lsn = (0x16ull << 32) + 0xC0000000u;
+    /* no key, empty value */
+    recs[N] = rec_make("t.empty", NULL, 0, "", 0, 'd', 5);
+    send_all(&d, recs, N + 1, 100);
+    for (int i = 0; i <= N; i++)
+        CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == TRIB_OK,
+              "record %d: %d acks, status %d", i, ack_of(recs[i])->count, ack_of(recs[i])->status);
+
+    redisContext *c = verify_conn();
+    redisReply *r = vcmd(c, "XRANGE t.basic - +");
+    CHECK(r->type == REDIS_REPLY_ARRAY && r->elements == N, "XRANGE: %zu entries", r->elements);
+    for (int i = 0; i < N; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        const redisReply *k = entry_field(f, "key"), *v = entry_field(f, "value");
+        size_t kl = key_of(i, key);
+        value_of(i, val);
+        CHECK(k && k->len == kl && memcmp(k->str, key, kl) == 0, "entry %d key", i);
+        CHECK(v && v->len == VALUE_LEN && memcmp(v->str, val, VALUE_LEN) == 0, "entry %d value", i);
+        char lsn[32];
+        snprintf(lsn, sizeof lsn, "16/%X", 0xB374D848u + i);
+        CHECK(strcmp(entry_field(f, "lsn")->str, lsn) == 0, "entry %d lsn %s", i,
+              entry_field(f, "lsn")->str);
+        CHECK(strcmp(entry_field(f, "op")->str, i == 0 ? "r" : "c") == 0, "entry %d op", i);
+        CHECK((entry_field(f, "snapshot") != NULL) == (i == 0), "entry %d snapshot", i);
+        const redisReply *cl = entry_field(f, "commit_lsn");
+        CHECK(i == 2 ? cl && strcmp(cl->str, "16/C0000000") == 0 : !cl, "entry %d commit_lsn", i);
+    }
+    const redisReply *h = entry_field(r->element[1]->element[1], "trace");
+    CHECK(h && h->len == 3 && memcmp(h->str, "a\0b", 3) == 0, "header field");
+    freeReplyObject(r);
+    r = vcmd(c, "XRANGE t.empty - +");
+    CHECK(r->elements == 1, "t.empty entries %zu", r->elements);
+    const redisReply *f = r->element[0]->element[1];
+    CHECK(!entry_field(f, "key"), "unset key must be absent");
+    CHECK(entry_field(f, "value") && entry_field(f, "value")->len == 0, "empty value");
+    freeReplyObject(r);
+    redisFree(c);
+    for (int i = 0; i <= N; i++)
+        rec_free(recs[i]);
+    drv_destroy(&d);
+    printf("sink-basic: %d records byte-exact\n", N + 1);
+    return 0;
+}
+
+int scen_sink_maxlen(void)
+{
+    enum { N = 3000 };
+    drv d;
+    drv_create(&d, URL, "maxlen", "100", NULL);
+    trib_record **recs = calloc(N, sizeof *recs);
+    for (int i = 0; i < N; i++)
+        recs[i] = rec_make("t.maxlen", "k", 1, "v", 1, 'c', (uint64_t)i);
+    send_all(&d, recs, N, 250);
+    for (int i = 0; i < N; i++) {
+        CHECK(ack_of(recs[i])->status == TRIB_OK, "ack %d", i);
+        rec_free(recs[i]);
+    }
+    free(recs);
+    redisContext *c = verify_conn();
+    redisReply *r = vcmd(c, "XLEN t.maxlen");
+    /* approximate trimming keeps at least 100 and removes whole nodes (100 entries each) */
+    CHECK(r->integer >= 100 && r->integer <= 300, "XLEN %lld", r->integer);
+    printf("sink-maxlen: %d sent, XLEN %lld\n", N, r->integer);
+    freeReplyObject(r);
+    redisFree(c);
+    drv_destroy(&d);
+    return 0;
+}
+
+int scen_sink_error(void)
+{
+    drv d;
+    drv_create(&d, URL, NULL);
+    redisContext *c = verify_conn();
+    freeReplyObject(vcmd(c, "SET t.notstream x"));
+    trib_record *recs[4] = {
+        rec_make("t.ok", "a", 1, "1", 1, 'c', 1), rec_make("t.notstream", "b", 1, "2", 1, 'c', 2),
+        rec_make("t.ok", "c", 1, "3", 1, 'c', 3), rec_make("t.ok", "d", 1, "4", 1, 'c', 4)};
+    th_host.str_set(&recs[3]->topic, NULL); /* no topic: rejected without a command */
+    CHECK(P->sink->send(d.inst, recs, 4) == TRIB_OK, "send");
+    int want[4] = {TRIB_OK, TRIB_ERR, TRIB_OK, TRIB_ERR};
+    for (int i = 0; i < 4; i++)
+        CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == want[i], "record %d: %d", i,
+              ack_of(recs[i])->status);
+    trib_record *nt = rec_make("x", "k", 1, "v", 1, 'c', 1);
+    th_host.str_set(&nt->topic, NULL);
+    P->sink->send(d.inst, &nt, 1);
+    CHECK(strstr(d.ctx.last_err, "no topic") != NULL, "no-topic message: %s", d.ctx.last_err);
+    rec_free(nt);
+    redisReply *r = vcmd(c, "XLEN t.ok");
+    CHECK(r->integer == 2, "XLEN t.ok %lld", r->integer);
+    freeReplyObject(r);
+    /* the WRONGTYPE message names the stream */
+    trib_record *one = rec_make("t.notstream", "b", 1, "2", 1, 'c', 2);
+    P->sink->send(d.inst, &one, 1);
+    CHECK(strstr(d.ctx.last_err, "t.notstream") && strstr(d.ctx.last_err, "WRONGTYPE"),
+          "error message: %s", d.ctx.last_err);
+    printf("sink-error: %s\n", d.ctx.last_err);
+    rec_free(one);
+    for (int i = 0; i < 4; i++)
+        rec_free(recs[i]);
+    redisFree(c);
+    drv_destroy(&d);
+    return 0;
+}
+
+/* sink-live N BATCH PROGRESS_FILE: a steady stream of records with keys
+   "0".."N-1" while the test kills and restarts redis-server. */
+int scen_sink_live(int argc, char **argv)
+{
+    CHECK(argc >= 3, "sink-live N BATCH PROGRESS_FILE");
+    int n = atoi(argv[0]), batch = atoi(argv[1]);
+    drv d;
+    drv_create(&d, URL, "reconnect_max_ms", "400", "command_timeout_ms", "2000", NULL);
+    trib_record **recs = calloc((size_t)batch, sizeof *recs);
+    uint64_t slowest = 0;
+    for (int base = 0; base < n; base += batch) {
+        int m = n - base < batch ? n - base : batch;
+        for (int i = 0; i < m; i++) {
+            char k[16], v[32];
+            snprintf(k, sizeof k, "%d", base + i);
+            snprintf(v, sizeof v, "value-%d", base + i);
+            recs[i] = rec_make("t.live", k, strlen(k), v, strlen(v), 'c', (uint64_t)(base + i + 1));
+        }
+        uint64_t t0 = now_ms();
+        CHECK(P->sink->send(d.inst, recs, (size_t)m) == TRIB_OK, "send");
+        if (now_ms() - t0 > slowest)
+            slowest = now_ms() - t0;
+        for (int i = 0; i < m; i++) {
+            CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == TRIB_OK,
+                  "record %d: %d acks status %d", base + i, ack_of(recs[i])->count,
+                  ack_of(recs[i])->status);
+            rec_free(recs[i]);
+        }
+        FILE *f = fopen(argv[2], "w");
+        if (f) {
+            fprintf(f, "%d\n", base + m);
+            fclose(f);
+        }
+        usleep(3000);
+    }
+    free(recs);
+    CHECK(th_log_contains(&d.ctx, "reconnected"), "expected a reconnect during the run");
+    printf("sink-live: %d records acked, longest send %llu ms\n", n, (unsigned long long)slowest);
+    drv_destroy(&d);
+    return 0;
+}
+
+struct send_arg {
+    drv *d;
+    trib_record **recs;
+    size_t n;
+    uint64_t returned_at;
+};
+
+static void *send_thread(void *p)
+{
+    struct send_arg *a = p;
+    P->sink->send(a->d->inst, a->recs, a->n);
+    a->returned_at = now_ms();
+    return NULL;
+}
+
+/* Redis unreachable: send blocks until the engine stops, then acks TRIB_STOP. */
+int scen_sink_stop(void)
+{
+    drv d;
+    drv_create(&d, URL, "reconnect_max_ms", "5000", "connect_timeout_ms", "300", NULL);
+    trib_record *recs[10];
+    for (int i = 0; i < 10; i++)
+        recs[i] = rec_make("t.stop", "k", 1, "v", 1, 'c', (uint64_t)i);
+    struct send_arg a = {&d, recs, 10, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, send_thread, &a);
+    usleep(1500 * 1000);
+    CHECK(a.returned_at == 0, "send returned while redis is down and not stopping");
+    CHECK(d.ctx.nacks == 0, "acks while blocked");
+    uint64_t stop_at = now_ms();
+    d.ctx.stopping = 1;
+    pthread_join(t, NULL);
+    CHECK(a.returned_at - stop_at < 1500, "send took %llu ms to notice stopping",
+          (unsigned long long)(a.returned_at - stop_at));
+    for (int i = 0; i < 10; i++) {
+        CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == TRIB_STOP, "record %d", i);
+        rec_free(recs[i]);
+    }
+    CHECK(th_log_contains(&d.ctx, "not delivered"), "log says what was not delivered");
+    printf("sink-stop: 10 records acked TRIB_STOP %llu ms after stop\n",
+           (unsigned long long)(a.returned_at - stop_at));
+    drv_destroy(&d);
+    return 0;
+}
+
+int scen_produce(void)
+{
+    drv d;
+    /* db 5: SELECT works */
+    char url5[256];
+    snprintf(url5, sizeof url5, "%.*s/5", (int)(strrchr(URL, '/') - URL), URL);
+    drv_create(&d, url5, NULL);
+    trib_record *r = rec_make("t.produce", "7", 1, "x\0y", 3, 0, 0);
+    CHECK(P->consumer->produce(d.inst, r, 1000) == TRIB_OK, "produce");
+    rec_free(r);
+    redisContext *c = verify_conn();
+    freeReplyObject(vcmd(c, "SELECT 5"));
+    redisReply *x = vcmd(c, "XRANGE t.produce - +");
+    CHECK(x->elements == 1, "XRANGE %zu", x->elements);
+    const redisReply *v = entry_field(x->element[0]->element[1], "value");
+    CHECK(v && v->len == 3 && memcmp(v->str, "x\0y", 3) == 0, "value");
+    CHECK(!entry_field(x->element[0]->element[1], "op"), "op 0 must not be written");
+    freeReplyObject(x);
+    redisFree(c);
+    drv_destroy(&d);
+    printf("produce: ok (db 5)\n");
+    return 0;
+}
+
+/* auth GOOD_URL BAD_URL NOPW_URL PASSWORD — the server has requirepass set. */
+int scen_auth(int argc, char **argv)
+{
+    CHECK(argc >= 3, "auth GOOD_URL BAD_URL NOPW_URL PASSWORD");
+    const char *pw = argv[2];
+    drv d;
+    drv_create(&d, URL, NULL);
+    trib_record *r = rec_make("t.auth", "k", 1, "v", 1, 'c', 1);
+    CHECK(P->sink->send(d.inst, &r, 1) == TRIB_OK && ack_of(r)->status == TRIB_OK, "send");
+    rec_free(r);
+    CHECK(!th_log_contains(&d.ctx, pw), "password in the log");
+    drv_destroy(&d);
+
+    char err[512] = "";
+    CHECK(drv_try_create(&d, err, sizeof err, argv[0], NULL) == TRIB_ERR, "bad password accepted");
+    CHECK(strstr(err, "AUTH") && !strstr(err, "wrong-secret") && !strstr(err, pw), "err: %s", err);
+    printf("auth: bad password -> %s\n", err);
+    th_ctx_free(&d.ctx);
+
+    drv_create(&d, argv[1], "password", pw, NULL);
+    CHECK(!th_log_contains(&d.ctx, pw), "password in the log");
+    drv_destroy(&d);
+    printf("auth: ok\n");
+    return 0;
+}
