@@ -1,0 +1,301 @@
+/*
+ * pg_snapshot.c — the initial snapshot of the Postgres source and the
+ * helpers that turn values into records and hand them to the core.
+ *
+ * The snapshot reads every configured table with COPY ... TO STDOUT inside a
+ * REPEATABLE READ transaction that imported the snapshot exported by
+ * CREATE_REPLICATION_SLOT, so rows read here and changes streamed from the
+ * slot afterwards neither overlap nor leave a gap.  Rows are emitted as op
+ * 'r'; the last one is held back one step so it can be flagged snapshot=2.
+ *
+ * The state file <state_dir>/<slot>.snapshot records that a snapshot was
+ * completely delivered; it is written (tmp + rename) once the core commits
+ * a position at or past the slot's consistent point.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg_internal.h"
+#include "pgtext.h"
+
+#define LOGE(s, ...) (s)->host->log((s)->ctx, TRIB_LOG_ERROR, __VA_ARGS__)
+#define LOGI(s, ...) (s)->host->log((s)->ctx, TRIB_LOG_INFO, __VA_ARGS__)
+
+trib_record *pg_record_new(pg_src *s, const pg_table *t, char op)
+{
+    const trib_host *h = s->host;
+    trib_record *rec = h->record_new();
+    if (!rec)
+        return NULL;
+    rec->op = op;
+    rec->src.txid = -1;
+    if (h->str_set(&rec->topic, t->topic) || h->str_set(&rec->src.name, s->topic_prefix) ||
+        h->str_set(&rec->src.db, s->dbname) || h->str_set(&rec->src.schema, t->schema) ||
+        h->str_set(&rec->src.table, t->name)) {
+        h->record_free(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+int pg_add_value(pg_src *s, trib_row *row, const pg_col *c, trib_val_kind kind, const char *data,
+                 size_t len)
+{
+    if (kind == TRIB_VAL_TEXT && c->type_oid == TRIB_OID_BYTEA) {
+        char *raw = malloc(len / 2 + 1);
+        size_t n = 0;
+        int rc = TRIB_ERR;
+        if (!raw)
+            snprintf(s->errbuf, sizeof s->errbuf, "out of memory for a %zu-byte bytea", len / 2);
+        else if (pgt_bytea_hex(data, len, raw, &n, s->errbuf, sizeof s->errbuf) == 0)
+            rc = s->host->field_add(row, c->name, c->type_oid, c->type_mod, TRIB_VAL_BINARY, raw,
+                                    n, c->is_key);
+        free(raw);
+        return rc;
+    }
+    if (kind == TRIB_VAL_NULL || kind == TRIB_VAL_UNCHANGED)
+        data = NULL, len = 0;
+    if (s->host->field_add(row, c->name, c->type_oid, c->type_mod, kind, data, len, c->is_key)) {
+        snprintf(s->errbuf, sizeof s->errbuf, "out of memory adding column %s", c->name);
+        return TRIB_ERR;
+    }
+    return TRIB_OK;
+}
+
+static int emit_timeout(pg_src *s)
+{
+    return s->status_interval_ms < 1000 ? (int)s->status_interval_ms : 1000;
+}
+
+int pg_emit(pg_src *s, trib_record *rec)
+{
+    for (;;) {
+        int rc = s->host->emit(s->ctx, rec, emit_timeout(s));
+        if (rc != TRIB_RETRY)
+            return rc == TRIB_OK ? TRIB_OK : TRIB_STOP;
+        pg_service(s); /* back-pressure: keep the walsender happy, then retry */
+    }
+}
+
+int pg_emit_position(pg_src *s, uint64_t pos)
+{
+    if (pos <= s->last_pos)
+        return TRIB_OK;
+    for (;;) {
+        int rc = s->host->emit_position(s->ctx, pos, emit_timeout(s));
+        if (rc == TRIB_OK) {
+            s->last_pos = pos;
+            return TRIB_OK;
+        }
+        if (rc != TRIB_RETRY)
+            return TRIB_STOP;
+        pg_service(s);
+    }
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static trib_record *row_record(pg_src *s, const pg_table *t, pgt_field *f)
+{
+    trib_record *rec = pg_record_new(s, t, 'r');
+    if (!rec) {
+        snprintf(s->errbuf, sizeof s->errbuf, "out of memory");
+        return NULL;
+    }
+    rec->src.snapshot = 1;
+    rec->src.ts_ms = now_ms();
+    rec->has_after = 1;
+    for (size_t i = 0; i < t->ncols; i++) {
+        trib_val_kind k = f[i].data ? TRIB_VAL_TEXT : TRIB_VAL_NULL;
+        if (pg_add_value(s, &rec->after, &t->cols[i], k, f[i].data, f[i].len) != TRIB_OK) {
+            s->host->record_free(rec);
+            return NULL;
+        }
+    }
+    return rec;
+}
+
+static char *copy_sql(const pg_table *t)
+{
+    size_t cap = 2 * (strlen(t->schema) + strlen(t->name)) + 64;
+    for (size_t i = 0; i < t->ncols; i++)
+        cap += 2 * strlen(t->cols[i].name) + 4;
+    char *sql = malloc(cap), *qs = pgt_quote_ident(t->schema), *qt = pgt_quote_ident(t->name);
+    if (sql && qs && qt) {
+        size_t n = (size_t)snprintf(sql, cap, "COPY (SELECT ");
+        for (size_t i = 0; i < t->ncols; i++) {
+            char *qc = pgt_quote_ident(t->cols[i].name);
+            n += (size_t)snprintf(sql + n, cap - n, "%s%s", i ? ", " : "", qc ? qc : "");
+            free(qc);
+        }
+        snprintf(sql + n, cap - n, " FROM ONLY %s.%s) TO STDOUT", qs, qt);
+    }
+    free(qs);
+    free(qt);
+    return sql;
+}
+
+/* Read one table; each row is emitted after the next one is read (*held). */
+static int snapshot_table(pg_src *s, const pg_table *t, trib_record **held, uint64_t *rows)
+{
+    char *sql = copy_sql(t), *buf = NULL;
+    pgt_field *f = calloc(t->ncols + 1, sizeof *f);
+    int rc = TRIB_ERR, n;
+    PGresult *r = sql && f ? PQexec(s->sql, sql) : NULL;
+    free(sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        LOGE(s, "snapshot of %s.%s failed on %s: %s", t->schema, t->name, s->conn_desc,
+             pg_errmsg(s, s->sql));
+        PQclear(r);
+        free(f);
+        return TRIB_ERR;
+    }
+    PQclear(r);
+    while ((n = PQgetCopyData(s->sql, &buf, 0)) > 0) {
+        trib_record *rec = NULL;
+        if (pgt_copy_row(buf, (size_t)n, f, t->ncols, s->errbuf, sizeof s->errbuf) == 0)
+            rec = row_record(s, t, f);
+        PQfreemem(buf);
+        if (!rec) {
+            LOGE(s, "snapshot of %s.%s, row %" PRIu64 ": %s", t->schema, t->name, *rows + 1,
+                 s->errbuf);
+            goto drain;
+        }
+        (*rows)++;
+        if (*held && pg_emit(s, *held) != TRIB_OK) {
+            *held = NULL;
+            s->host->record_free(rec);
+            rc = TRIB_STOP;
+            goto drain;
+        }
+        *held = rec;
+    }
+    if (n == -2) {
+        LOGE(s, "snapshot of %s.%s: connection to %s lost: %s", t->schema, t->name, s->conn_desc,
+             pg_errmsg(s, s->sql));
+        goto drain;
+    }
+    rc = TRIB_OK;
+drain:
+    /* after an early exit the COPY is still running: abandon it with the connection */
+    if (rc != TRIB_OK) {
+        PQfinish(s->sql);
+        s->sql = NULL;
+        free(f);
+        return rc;
+    }
+    while ((r = PQgetResult(s->sql)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            LOGE(s, "snapshot of %s.%s failed on %s: %s", t->schema, t->name, s->conn_desc,
+                 pg_errmsg(s, s->sql));
+            rc = TRIB_ERR;
+        }
+        PQclear(r);
+    }
+    free(f);
+    return rc;
+}
+
+static int begin_snapshot(pg_src *s, const char *snap_name)
+{
+    char *lit = pgt_quote_literal(snap_name), sql[256];
+    if (!lit)
+        return TRIB_ERR;
+    snprintf(sql, sizeof sql,
+             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT %s", lit);
+    free(lit);
+    PGresult *r = PQexec(s->sql, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        LOGE(s, "cannot start the snapshot transaction on %s: %s", s->conn_desc,
+             pg_errmsg(s, s->sql));
+    PQclear(r);
+    return ok ? TRIB_OK : TRIB_ERR;
+}
+
+int pg_run_snapshot(pg_src *s, const char *snap_name, uint64_t consistent)
+{
+    trib_record *held = NULL;
+    uint64_t rows = 0;
+    char lsn[32];
+    if (begin_snapshot(s, snap_name) != TRIB_OK)
+        return TRIB_ERR;
+    LOGI(s, "snapshot of %zu table(s) at %s started", s->ntables,
+         pgo_lsn_str(consistent, lsn, sizeof lsn));
+    for (size_t i = 0; i < s->ntables; i++) {
+        uint64_t before = rows;
+        int rc = snapshot_table(s, &s->tables[i], &held, &rows);
+        if (rc != TRIB_OK) {
+            if (held)
+                s->host->record_free(held);
+            return rc;
+        }
+        LOGI(s, "snapshot: %" PRIu64 " row(s) from %s.%s", rows - before, s->tables[i].schema,
+             s->tables[i].name);
+    }
+    PQclear(PQexec(s->sql, "COMMIT"));
+    if (held) {
+        held->src.snapshot = 2;
+        if (pg_emit(s, held) != TRIB_OK)
+            return TRIB_STOP;
+    }
+    s->host->metric_add(s->ctx, "snapshot_rows", (double)rows);
+    LOGI(s, "snapshot finished: %" PRIu64 " row(s); streaming from %s", rows, lsn);
+    atomic_store(&s->snap_lsn, consistent);
+    return pg_emit_position(s, consistent);
+}
+
+int pg_state_exists(pg_src *s)
+{
+    struct stat st;
+    return s->state_path && stat(s->state_path, &st) == 0;
+}
+
+void pg_state_remove(pg_src *s)
+{
+    if (s->state_path && unlink(s->state_path) != 0 && errno != ENOENT)
+        LOGE(s, "cannot remove %s: %s", s->state_path, strerror(errno));
+}
+
+static int write_state(pg_src *s, uint64_t lsn)
+{
+    size_t n = strlen(s->state_path) + 8;
+    char *tmp = malloc(n), buf[32];
+    if (!tmp)
+        return -1;
+    snprintf(tmp, n, "%s.tmp", s->state_path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "slot=%s\nconsistent_point=%s\n", s->slot,
+                          pgo_lsn_str(lsn, buf, sizeof buf)) > 0;
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    ok = ok && rename(tmp, s->state_path) == 0;
+    if (!ok) {
+        LOGE(s, "cannot write snapshot state %s: %s", s->state_path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+void pg_state_maybe_write(pg_src *s, uint64_t committed)
+{
+    uint64_t want = atomic_load(&s->snap_lsn);
+    if (!want || committed < want || !s->state_path || atomic_exchange(&s->snap_written, 1))
+        return;
+    if (write_state(s, want) == 0)
+        LOGI(s, "snapshot delivered; recorded in %s", s->state_path);
+    else
+        atomic_store(&s->snap_written, 0); /* try again at the next commit */
+}

@@ -1,0 +1,265 @@
+/*
+ * pgtext.c — COPY text rows, bytea hex, quoting and table-name parsing for
+ * the Postgres source (see pgtext.h).  Pure functions over strings.
+ */
+#include "pgtext.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Unescape one backslash sequence starting at in[*i] (after the '\\'). */
+static char copy_unescape(const char *in, size_t end, size_t *i)
+{
+    char c = in[*i];
+    (*i)++;
+    switch (c) {
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    case 'v': return '\v';
+    case 'x':
+        if (*i < end && hexval((unsigned char)in[*i]) >= 0) {
+            int v = hexval((unsigned char)in[(*i)++]);
+            if (*i < end && hexval((unsigned char)in[*i]) >= 0)
+                v = v * 16 + hexval((unsigned char)in[(*i)++]);
+            return (char)v;
+        }
+        return 'x';
+    default:
+        if (c >= '0' && c <= '7') {
+            int v = c - '0';
+            for (int k = 0; k < 2 && *i < end && in[*i] >= '0' && in[*i] <= '7'; k++)
+                v = v * 8 + (in[(*i)++] - '0');
+            return (char)v;
+        }
+        return c; /* \\ and any other escaped character stand for themselves */
+    }
+}
+
+int pgt_copy_row(char *line, size_t len, pgt_field *fields, size_t ncols, char *err,
+                 size_t errlen)
+{
+    size_t i = 0, col = 0;
+    if (len > 0 && line[len - 1] == '\n')
+        len--;
+    while (col < ncols) {
+        size_t start = i, out = i;
+        if (i + 2 <= len && line[i] == '\\' && line[i + 1] == 'N' &&
+            (i + 2 == len || line[i + 2] == '\t')) {
+            fields[col].data = NULL;
+            fields[col].len = 0;
+            i += 2;
+        } else {
+            while (i < len && line[i] != '\t') {
+                if (line[i] == '\\') {
+                    if (++i >= len) {
+                        snprintf(err, errlen, "COPY row: dangling backslash at offset %zu", i - 1);
+                        return -1;
+                    }
+                    line[out++] = copy_unescape(line, len, &i);
+                } else {
+                    line[out++] = line[i++];
+                }
+            }
+            fields[col].data = line + start;
+            fields[col].len = out - start;
+        }
+        col++;
+        if (i < len && line[i] == '\t') {
+            if (col == ncols) {
+                snprintf(err, errlen, "COPY row: more than %zu columns (offset %zu)", ncols, i);
+                return -1;
+            }
+            if (fields[col - 1].data)
+                line[start + fields[col - 1].len] = '\0';
+            i++;
+        } else if (col < ncols) {
+            snprintf(err, errlen, "COPY row: %zu columns, expected %zu", col, ncols);
+            return -1;
+        } else if (fields[col - 1].data) {
+            line[start + fields[col - 1].len] = '\0';
+        }
+    }
+    if (ncols == 0 && len != 0) {
+        snprintf(err, errlen, "COPY row: data for a table without columns");
+        return -1;
+    }
+    return 0;
+}
+
+int pgt_bytea_hex(const char *in, size_t len, char *out, size_t *outlen, char *err,
+                  size_t errlen)
+{
+    if (len < 2 || in[0] != '\\' || in[1] != 'x') {
+        snprintf(err, errlen, "bytea value is not in hex format (set bytea_output = hex)");
+        return -1;
+    }
+    if ((len - 2) % 2 != 0) {
+        snprintf(err, errlen, "bytea hex value has an odd number of digits (%zu)", len - 2);
+        return -1;
+    }
+    size_t n = (len - 2) / 2;
+    for (size_t k = 0; k < n; k++) {
+        int hi = hexval((unsigned char)in[2 + 2 * k]), lo = hexval((unsigned char)in[3 + 2 * k]);
+        if (hi < 0 || lo < 0) {
+            snprintf(err, errlen, "bytea hex value has a bad digit at offset %zu", 2 + 2 * k);
+            return -1;
+        }
+        out[k] = (char)(hi * 16 + lo);
+    }
+    *outlen = n;
+    return 0;
+}
+
+static char *quote_with(const char *s, char q)
+{
+    size_t n = 2;
+    for (const char *p = s; *p; p++)
+        n += *p == q ? 2 : 1;
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    *o++ = q;
+    for (const char *p = s; *p; p++) {
+        if (*p == q)
+            *o++ = q;
+        *o++ = *p;
+    }
+    *o++ = q;
+    *o = '\0';
+    return out;
+}
+
+char *pgt_quote_ident(const char *s) { return quote_with(s, '"'); }
+char *pgt_quote_literal(const char *s) { return quote_with(s, '\''); }
+
+/* Read one name part starting at *p; stops at an unquoted '.' or the end. */
+static char *parse_part(const char **p, int *quoted, int *upper, char *err, size_t errlen)
+{
+    const char *s = *p;
+    size_t cap = strlen(s) + 1, n = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *quoted = 0;
+    if (*s == '"') {
+        *quoted = 1;
+        s++;
+        for (;;) {
+            if (*s == '\0') {
+                snprintf(err, errlen, "unterminated quoted identifier");
+                free(out);
+                return NULL;
+            }
+            if (*s == '"' && s[1] == '"') {
+                out[n++] = '"';
+                s += 2;
+            } else if (*s == '"') {
+                s++;
+                break;
+            } else {
+                out[n++] = *s++;
+            }
+        }
+    } else {
+        while (*s && *s != '.') {
+            if (*s == '"') {
+                snprintf(err, errlen, "unexpected '\"' inside an unquoted name");
+                free(out);
+                return NULL;
+            }
+            if (isupper((unsigned char)*s))
+                *upper = 1;
+            out[n++] = *s++;
+        }
+    }
+    out[n] = '\0';
+    *p = s;
+    if (n == 0) {
+        snprintf(err, errlen, "empty name");
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int pgt_parse_table(const char *spec, char **schema, char **table, int *folded, char *err,
+                    size_t errlen)
+{
+    const char *p = spec;
+    int q1 = 0, q2 = 0, upper = 0;
+    char *a = NULL, *b = NULL;
+    *schema = *table = NULL;
+    if (!spec || !*spec) {
+        snprintf(err, errlen, "empty table name");
+        return -1;
+    }
+    a = parse_part(&p, &q1, &upper, err, errlen);
+    if (!a)
+        return -1;
+    if (*p == '.') {
+        p++;
+        b = parse_part(&p, &q2, &upper, err, errlen);
+        if (!b) {
+            free(a);
+            return -1;
+        }
+    }
+    if (*p != '\0') {
+        snprintf(err, errlen, "unexpected text after the table name: \"%s\"", p);
+        free(a);
+        free(b);
+        return -1;
+    }
+    if (b) {
+        *schema = a;
+        *table = b;
+    } else {
+        *schema = strdup("public");
+        *table = a;
+        if (!*schema) {
+            free(a);
+            *table = NULL;
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    if (folded)
+        *folded = upper;
+    return 0;
+}
+
+void pgt_ascii_lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+int pgt_valid_slot_name(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+            return 0;
+    return n > 0 && n <= 63;
+}

@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# postgres_source.sh — the `postgres` source end to end through `tributary run`
+# into the core's `file` sink, against a throw-away Postgres 15:
+#   1. snapshot rows (op r, last one flagged) then streamed c/u/d/t in commit
+#      order, none missing or duplicated; NULL, bytea (1 MB too), numeric,
+#      timestamps, bool, int2/8, unchanged TOAST, key-only old rows,
+#      REPLICA IDENTITY FULL old rows, a table name needing quotes, a table
+#      without a key; unpublished tables are not captured
+#   2. an idle slot's confirmed position advances past unrelated WAL
+#   3. restart: no second snapshot, changes made while stopped arrive once
+#   4. Postgres restarted mid-stream: reconnect and resume
+#   5. replica_identity: full; an interrupted snapshot (no state file) is redone
+#   6. non-UTF-8 database (LATIN1) text arrives as UTF-8
+#   7. fatal errors: missing table, unreachable server (password not logged),
+#      missing publication, slot dropped by someone else
+. "$TRIB_SRCDIR/tests/lib.sh"
+start_pg
+
+OUT=$T/out.jsonl
+lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+wait_lines() { # FILE N: wait up to 30 s for at least N lines
+    for _i in $(seq 300); do [ "$(lines "$1")" -ge "$2" ] && return 0; sleep 0.1; done
+    fail "expected $2 lines in $(basename "$1"), have $(lines "$1")"
+}
+start_run() { # CONFIG LOG
+    "$TRIB" run "$1" >"$2" 2>&1 &
+    RUN_PID=$!; _pids="$_pids $RUN_PID"
+}
+stop_run() { # expect a clean exit
+    kill -INT "$RUN_PID"
+    wait "$RUN_PID" || fail "tributary run exited $? (log: $(tail -n 5 "$1"))"
+}
+slot_lsn() { psql_q -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$1'"; }
+
+psql_q <<'SQL'
+CREATE TABLE items (id serial PRIMARY KEY, name text, price numeric(12,3), ok bool,
+                    ts timestamptz, tsn timestamp, data bytea, big text, small int2, huge int8);
+CREATE TABLE mnist_train (id SERIAL PRIMARY KEY, label SMALLINT, pixels BYTEA);
+CREATE TABLE mnist_test (pixels BYTEA, labels SMALLINT);
+ALTER TABLE mnist_test REPLICA IDENTITY FULL;
+CREATE TABLE "Weird Table" (id int PRIMARY KEY, v text);
+CREATE TABLE other_t (x int);
+INSERT INTO items (name, price, ok, ts, tsn, data, small, huge) VALUES
+  (E'one\ttab "q" \\ é', 12.345, true, '2024-01-02 03:04:05.678+02', '1999-12-31 23:59:59',
+   '\x00ff10', -32768, 9223372036854775807);
+INSERT INTO items (name) VALUES (NULL);
+INSERT INTO items (name, big, data) SELECT 'toasted', string_agg(md5(i::text), ''),
+  decode(string_agg(md5(i::text), ''), 'hex') FROM generate_series(1, 400) i;
+INSERT INTO mnist_train (label, pixels) SELECT i % 10, decode(lpad(to_hex(i), 8, '0'), 'hex')
+  FROM generate_series(1, 5) i;
+INSERT INTO mnist_test VALUES ('\x01', 1), ('\x02', 2), (NULL, 3);
+INSERT INTO "Weird Table" VALUES (1, 'one');
+SQL
+
+cat >"$T/a.yaml" <<Y
+state_dir: $T/state
+pipeline:
+  source:
+    plugin: postgres
+    conninfo: "\${PG_CONNINFO}"
+    slot: s1
+    publication: p1
+    tables: [items, public.mnist_train, mnist_test, 'public."Weird Table"']
+    topic_prefix: tf
+    status_interval_ms: 300
+    reconnect_backoff_ms: 200
+    reconnect_backoff_max_ms: 1000
+  sink:
+    plugin: file
+    path: $OUT
+Y
+
+# ---- 1. snapshot, then streaming ---------------------------------------------
+start_run "$T/a.yaml" "$T/run1.log"
+wait_lines "$OUT" 12
+psql_q <<'SQL'
+INSERT INTO items (id, name, price) VALUES (4, 'four', 4);
+UPDATE items SET name = 'one-b' WHERE id = 1;
+UPDATE items SET ok = false WHERE id = 3;
+UPDATE items SET id = 40 WHERE id = 4;
+DELETE FROM items WHERE id = 2;
+BEGIN;
+INSERT INTO mnist_train (label, pixels) VALUES (7, '\x0707'), (8, NULL);
+UPDATE mnist_test SET labels = 9 WHERE labels = 1;
+DELETE FROM mnist_test WHERE labels = 2;
+COMMIT;
+INSERT INTO other_t VALUES (1);
+INSERT INTO "Weird Table" VALUES (2, 'two');
+TRUNCATE mnist_train;
+INSERT INTO items (id, name, data) SELECT 5, 'megabyte', decode(string_agg(lpad(to_hex(i % 256), 2, '0'), ''), 'hex')
+  FROM generate_series(0, 1048575) i;
+SQL
+wait_lines "$OUT" 24
+sleep 1
+[ "$(lines "$OUT")" = 24 ] || fail "expected 24 records, got $(lines "$OUT")"
+
+python3 - "$OUT" <<'PY' || fail "content check (phase 1)"
+import base64, hashlib, json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+U = "__debezium_unavailable_value"
+def val(r): return json.loads(r["value"])
+ops = [(r["op"], r["topic"]) for r in recs]
+snap = ops[:12]
+assert all(o == "r" for o, _ in snap), snap
+assert [t for _, t in snap] == ["tf.public.items"] * 3 + ["tf.public.mnist_train"] * 5 + \
+    ["tf.public.mnist_test"] * 3 + ["tf.public.Weird Table"], snap
+flags = [val(r)["source"]["snapshot"] for r in recs[:12]]
+assert flags == ["true"] * 11 + ["last"], flags
+v0 = val(recs[0])
+a = v0["after"]
+assert a["id"] == 1 and a["name"] == 'one\ttab "q" \\ é', a["name"]
+assert a["price"] in ("12.345", 12.345), a["price"]
+assert a["ok"] is True and a["small"] == -32768 and a["huge"] == 9223372036854775807, a
+assert a["ts"] == "2024-01-02 01:04:05.678+00", a["ts"]
+assert a["tsn"] == "1999-12-31 23:59:59", a["tsn"]
+assert base64.b64decode(a["data"]) == b"\x00\xff\x10"
+assert a["big"] is None
+assert v0["source"]["name"] == "tf" and v0["source"]["db"] == "postgres"
+assert v0["source"]["schema"] == "public" and v0["source"]["table"] == "items"
+assert json.loads(recs[0]["key"]) == {"id": 1}
+assert all(v is None for k, v in val(recs[1])["after"].items() if k != "id")
+a2 = val(recs[2])["after"]
+md5s = "".join(hashlib.md5(str(i).encode()).hexdigest() for i in range(1, 401))
+assert a2["big"] == md5s and base64.b64decode(a2["data"]) == bytes.fromhex(md5s)
+assert recs[10]["key"] in (None, "null"), recs[10]["key"]
+assert val(recs[10])["after"]["pixels"] is None and val(recs[10])["after"]["labels"] == 3
+assert json.loads(recs[11]["key"]) == {"id": 1}
+
+want = [("c", "items"), ("u", "items"), ("u", "items"), ("u", "items"), ("d", "items"),
+        ("c", "mnist_train"), ("c", "mnist_train"), ("u", "mnist_test"), ("d", "mnist_test"),
+        ("c", "Weird Table"), ("t", "mnist_train"), ("c", "items")]
+got = [(o, t.split(".", 2)[2]) for o, t in ops[12:]]
+assert got == want, got
+s = [val(r) for r in recs[12:]]
+assert s[0]["after"]["name"] == "four" and s[0]["before"] is None
+assert s[1]["before"] is None and s[1]["after"]["name"] == "one-b"
+assert s[2]["after"]["ok"] is False and s[2]["after"]["big"] == U and s[2]["after"]["data"] == U, s[2]["after"]
+assert s[3]["before"] == {"id": 4}, s[3]["before"]
+assert s[3]["after"]["id"] == 40 and json.loads(recs[15]["key"]) == {"id": 40}
+assert s[4]["before"] == {"id": 2} and s[4]["after"] is None
+tx = {v["source"]["txId"] for v in s[5:9]}
+assert len(tx) == 1 and None not in tx, tx
+assert s[6]["after"]["pixels"] is None and s[6]["after"]["label"] == 8
+assert s[7]["before"] == {"pixels": base64.b64encode(b"\x01").decode(), "labels": 1}, s[7]["before"]
+assert s[7]["after"]["labels"] == 9
+assert s[8]["before"]["labels"] == 2 and s[8]["after"] is None
+assert s[10]["before"] is None and s[10]["after"] is None
+assert base64.b64decode(s[11]["after"]["data"]) == bytes(i % 256 for i in range(1048576))
+lsns = [v["source"]["lsn"] for v in s]
+assert all(isinstance(l, int) and l > 0 for l in lsns), lsns
+assert lsns == sorted(lsns), lsns
+for v in s:
+    assert v["source"]["snapshot"] == "false" and v["source"]["ts_ms"] > 1600000000000
+PY
+
+# ---- 2. an idle slot follows unrelated WAL -------------------------------------
+before=$(psql_q -c "SELECT pg_current_wal_lsn()")
+psql_q -c "INSERT INTO other_t SELECT generate_series(1, 100)"
+target=$(psql_q -c "SELECT pg_current_wal_lsn()")
+ok=0
+for _i in $(seq 100); do
+    [ "$(psql_q -c "SELECT confirmed_flush_lsn >= '$target' FROM pg_replication_slots WHERE slot_name = 's1'")" = t ] && { ok=1; break; }
+    sleep 0.1
+done
+[ $ok = 1 ] || fail "idle slot stuck at $(slot_lsn s1), WAL at $target (was $before)"
+stop_run "$T/run1.log"
+grep -q "snapshot delivered" "$T/run1.log" || fail "snapshot state not recorded"
+[ -f "$T/state/s1.snapshot" ] || fail "no state file"
+
+# ---- 3. restart: no second snapshot; changes made while stopped arrive once ----
+psql_q -c "INSERT INTO items (id, name) VALUES (6, 'while stopped')"
+start_run "$T/a.yaml" "$T/run2.log"
+wait_lines "$OUT" 25
+psql_q -c "INSERT INTO items (id, name) VALUES (7, 'after restart')"
+wait_lines "$OUT" 26
+sleep 1
+stop_run "$T/run2.log"
+[ "$(lines "$OUT")" = 26 ] || fail "restart: expected 26 records, got $(lines "$OUT")"
+grep -q "snapshot of" "$T/run2.log" && fail "restart took a second snapshot"
+python3 - "$OUT" <<'PY' || fail "content check (restart)"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])][24:]
+assert [(r["op"], json.loads(r["value"])["after"]["id"]) for r in recs] == [("c", 6), ("c", 7)], recs
+PY
+
+# ---- 4. Postgres restarts under a running pipeline -----------------------------
+start_run "$T/a.yaml" "$T/run3.log"
+for _i in $(seq 100); do grep -q "streaming from slot" "$T/run3.log" && break; sleep 0.1; done
+stop_pg
+sleep 1
+restart_pg
+psql_q -c "INSERT INTO items (id, name) VALUES (8, 'after pg restart')"
+wait_lines "$OUT" 27
+stop_run "$T/run3.log"
+grep -q "reconnected to host=127.0.0.1" "$T/run3.log" || fail "no reconnect logged"
+tail -n 1 "$OUT" | grep -q "after pg restart" || fail "row after the restart missing"
+
+# ---- 5. replica_identity: full; interrupted snapshot is redone -----------------
+psql_q -c "CREATE TABLE mnist_full (pixels BYTEA, labels SMALLINT)" \
+       -c "INSERT INTO mnist_full SELECT decode(lpad(to_hex(i), 4, '0'), 'hex'), i % 10 FROM generate_series(1, 50) i"
+sed -e 's/slot: s1/slot: s2/' -e 's/publication: p1/publication: p2/' \
+    -e "s/tables: .*/tables: [mnist_full]\n    replica_identity: full/" -e "s|$OUT|$T/out2.jsonl|" \
+    "$T/a.yaml" >"$T/b.yaml"
+start_run "$T/b.yaml" "$T/run4.log"
+wait_lines "$T/out2.jsonl" 50
+for _i in $(seq 100); do [ -f "$T/state/s2.snapshot" ] && break; sleep 0.1; done
+psql_q -c "UPDATE mnist_full SET labels = 42 WHERE labels = 1"
+wait_lines "$T/out2.jsonl" 55
+stop_run "$T/run4.log"
+[ "$(psql_q -c "SELECT relreplident FROM pg_class WHERE relname = 'mnist_full'")" = f ] \
+    || fail "replica_identity: full not applied"
+python3 - "$T/out2.jsonl" <<'PY' || fail "content check (identity full)"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["op"] for r in recs] == ["r"] * 50 + ["u"] * 5
+for r in recs[50:]:
+    v = json.loads(r["value"])
+    assert v["before"]["labels"] == 1 and v["after"]["labels"] == 42 and v["before"]["pixels"]
+PY
+# the state file is what says the snapshot was delivered: without it, redo it
+rm -f "$T/state/s2.snapshot"
+start_run "$T/b.yaml" "$T/run5.log"
+wait_lines "$T/out2.jsonl" 105
+stop_run "$T/run5.log"
+grep -q "the last snapshot was interrupted" "$T/run5.log" || fail "interrupted snapshot not reported"
+[ "$(tail -n 50 "$T/out2.jsonl" | grep -c '"op":"r"')" = 50 ] || fail "snapshot not redone"
+[ -f "$T/state/s2.snapshot" ] || fail "state file not rewritten"
+
+# a snapshot really cut short (the engine stops after 10 of 50 rows) is redone too
+if [ -x "$TRIB_BUILDDIR/tests/internal/test_pgoutput_host" ]; then
+    psql_q -c "SELECT pg_drop_replication_slot('s2')"
+    rm -f "$T/state/s2.snapshot"
+    HOST_STATE_DIR=$T/state HOST_STOP_AFTER=10 "$TRIB_BUILDDIR/tests/internal/test_pgoutput_host" \
+        "$TRIB_BUILDDIR/plugins/postgres/.libs/postgres.so" conninfo="$PG_CONNINFO" slot=s2 \
+        publication=p2 tables=mnist_full >"$T/host.out" 2>"$T/host.log" || fail "host run failed"
+    [ "$(grep -c '"op":"r"' "$T/host.out")" = 10 ] || fail "host: expected 10 snapshot rows"
+    [ -f "$T/state/s2.snapshot" ] && fail "state file written for an unfinished snapshot"
+    : >"$T/out2.jsonl"
+    start_run "$T/b.yaml" "$T/run6.log"
+    wait_lines "$T/out2.jsonl" 50
+    stop_run "$T/run6.log"
+    grep -q "the last snapshot was interrupted" "$T/run6.log" || fail "cut snapshot not redone"
+    [ "$(grep -c '"op":"r"' "$T/out2.jsonl")" = 50 ] || fail "redone snapshot incomplete"
+fi
+
+# ---- 6. a LATIN1 database: text is converted to UTF-8 ---------------------------
+psql_q -c "CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+PGCLIENTENCODING=UTF8 psql_q -d latin -c "CREATE TABLE words (id int PRIMARY KEY, w text)" -c "INSERT INTO words VALUES (1, 'café')"
+sed -e 's/slot: s1/slot: s3/' -e 's/publication: p1/publication: p3/' -e 's/tables: .*/tables: [words]/' \
+    -e "s|$OUT|$T/out3.jsonl|" -e 's/dbname=postgres/dbname=latin/' "$T/a.yaml" >"$T/c.yaml"
+sed -i "s|conninfo: .*|conninfo: \"host=127.0.0.1 port=$PGPORT dbname=latin user=postgres\"|" "$T/c.yaml"
+start_run "$T/c.yaml" "$T/run7.log"
+wait_lines "$T/out3.jsonl" 1
+PGCLIENTENCODING=UTF8 psql_q -d latin -c "INSERT INTO words VALUES (2, 'naïve Ærø')"
+wait_lines "$T/out3.jsonl" 2
+stop_run "$T/run7.log"
+python3 - "$T/out3.jsonl" <<'PY' || fail "content check (latin1)"
+import json, sys
+recs = [json.loads(json.loads(l)["value"])["after"]["w"] for l in open(sys.argv[1])]
+assert recs == ["café", "naïve Ærø"], recs
+PY
+
+# ---- 7. fatal errors ------------------------------------------------------------
+expect_fail() { # CONFIG LOG PATTERN...: run must fail with a log naming each pattern
+    local cfg=$1 log=$2; shift 2
+    timeout 60 "$TRIB" run "$cfg" >"$log" 2>&1 && fail "$cfg: run succeeded"
+    for p in "$@"; do grep -q -- "$p" "$log" || fail "$cfg: log lacks '$p': $(cat "$log")"; done
+}
+sed -e 's/tables: .*/tables: [items, nosuch]/' -e 's/slot: s1/slot: s4/' "$T/a.yaml" >"$T/e1.yaml"
+expect_fail "$T/e1.yaml" "$T/e1.log" 'nosuch' 'host=127.0.0.1'
+badport=$(free_port)
+sed "s|conninfo: .*|conninfo: \"host=127.0.0.1 port=$badport dbname=postgres user=postgres password=hunter2secret connect_timeout=5\"|" \
+    "$T/a.yaml" >"$T/e2.yaml"
+expect_fail "$T/e2.yaml" "$T/e2.log" "port=$badport" 'cannot connect'
+grep -q hunter2secret "$T/e2.log" && fail "password logged"
+sed -e 's/publication: p1/publication: nopub\n    create_publication: false/' -e 's/slot: s1/slot: s5/' \
+    "$T/a.yaml" >"$T/e3.yaml"
+expect_fail "$T/e3.yaml" "$T/e3.log" 'publication "nopub" does not exist'
+# the slot is dropped by someone else while we stream
+sed -e 's/reconnect_backoff_ms: 200/reconnect_backoff_ms: 1500/' -e 's/reconnect_backoff_max_ms: 1000/reconnect_backoff_max_ms: 3000/' "$T/a.yaml" >"$T/e4.yaml"
+"$TRIB" run "$T/e4.yaml" >"$T/e4.log" 2>&1 &
+E4=$!; _pids="$_pids $E4"
+for _i in $(seq 100); do grep -q "streaming from slot" "$T/e4.log" && break; sleep 0.1; done
+for _i in $(seq 50); do
+    psql_q -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 's1' AND active_pid IS NOT NULL" >/dev/null
+    psql_q -c "SELECT pg_drop_replication_slot('s1')" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+rc=0; for _i in $(seq 300); do kill -0 $E4 2>/dev/null || break; sleep 0.1; done
+wait $E4 || rc=$?
+[ $rc != 0 ] || fail "run did not fail when its slot was dropped: $(cat "$T/e4.log")"
+grep -q 'slot "s1"' "$T/e4.log" || fail "slot drop error does not name the slot"
+cat "$T/e4.log" >&2
+log "ok"
