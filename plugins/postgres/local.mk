@@ -27,7 +27,7 @@ TESTS += tests/runtime/postgres_source.sh tests/runtime/postgres_host.sh
 endif
 # libFuzzer target (not built by make check; see its header for the command)
 EXTRA_DIST += tests/runtime/postgres_source.sh tests/runtime/postgres_host.sh \
-	tests/internal/test_pgoutput_fuzz.c
+	tests/fuzz/fuzz_pgoutput.c
 
 # A stand-in for the core that drives postgres.so directly (back-pressure,
 # withheld commits, stops); used by tests/runtime/postgres_host.sh and

@@ -13,3 +13,8 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) TRIB_SRCDIR='$(abs_top_srcdir)' TRIB_BUILDDIR='$(abs_top_builddir)' \
 	  bash $(top_srcdir)/tests/fuzz/run.sh
 .PHONY: fuzz
+
+check_PROGRAMS += tests/fuzz/replay_pgoutput
+tests_fuzz_replay_pgoutput_SOURCES = tests/fuzz/fuzz_pgoutput.c tests/fuzz/replay.c \
+	plugins/postgres/pgoutput.c plugins/postgres/pgtext.c
+tests_fuzz_replay_pgoutput_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/plugins/postgres

@@ -18,12 +18,15 @@ rc=0
 while IFS='|' read -r name srcs libs; do
     name=$(echo "$name" | xargs); [ -n "$name" ] || continue
     case $name in \#*) continue ;; esac
-    files=""
+    files=""; incs=""
     for f in $srcs; do
-        case $f in @core) files="$files $core" ;; *) files="$files $src/$f" ;; esac
+        case $f in
+            @core) files="$files $core" ;;
+            *) files="$files $src/$f"; incs="${incs:-} -I$src/$(dirname "$f")" ;;
+        esac
     done
     # shellcheck disable=SC2086
-    $CC $FLAGS -o "$out/fuzz_$name" $files $libs || { echo "build of fuzz_$name failed"; rc=1; continue; }
+    $CC $FLAGS $incs -o "$out/fuzz_$name" $files $libs || { echo "build of fuzz_$name failed"; rc=1; continue; }
     mkdir -p "$TRIB_BUILDDIR/tests/fuzz/crashes/$name" "$TRIB_BUILDDIR/tests/fuzz/work/$name"
     echo "== fuzzing $name for ${FUZZ_SECONDS}s"
     "$out/fuzz_$name" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \

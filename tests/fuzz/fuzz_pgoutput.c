@@ -5,7 +5,7 @@
  * be rejected with a message or decoded, never crash, overrun or leak.
  *
  *   clang -fsanitize=fuzzer,address,undefined -I core/include \
- *     tests/internal/test_pgoutput_fuzz.c plugins/postgres/pgoutput.c plugins/postgres/pgtext.c
+ *     tests/fuzz/fuzz_pgoutput.c plugins/postgres/pgoutput.c plugins/postgres/pgtext.c
  *
  * The first byte selects the parser; the rest is its input.
  */
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../plugins/postgres/pgoutput.h"
-#include "../../plugins/postgres/pgtext.h"
+#include "pgoutput.h"
+#include "pgtext.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
