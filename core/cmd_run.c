@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "log.h"
 #include "metrics.h"
+#include "progress.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -88,20 +89,27 @@ int cmd_run(int argc, char **argv)
     }
     int64_t next_status = now_mono_ms() + a.status_interval_ms;
     int stop_asked = 0;
+    int tty = isatty(STDERR_FILENO) && !getenv("TRIBUTARY_NO_PROGRESS");
+    progress prog;
+    progress_init(&prog);
+    log_set_clear_line(tty);
     while (!pipeline_finished(pl)) {
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
+        if (tty)
+            progress_draw(&prog, pl, a.source); /* replaces the periodic status logs */
         if (g_stop && !stop_asked) {
             stop_asked = 1;
             log_info("stopping: flushing in-flight records (up to %d ms)",
                      a.pcfg.shutdown_timeout_ms);
             pipeline_request_stop(pl);
         }
-        if (a.status_interval_ms > 0 && now_mono_ms() >= next_status) {
+        if (!tty && a.status_interval_ms > 0 && now_mono_ms() >= next_status) {
             print_status(pl, "status");
             next_status = now_mono_ms() + a.status_interval_ms;
         }
     }
+    progress_clear(&prog);
     int rc = pipeline_join(pl);
     metrics_stop(ms);
     free(ctxs);

@@ -13,7 +13,8 @@ core_libtribcore_la_SOURCES = \
 	core/convert.c core/convert.h \
 	core/pipeline.c core/pipeline.h \
 	core/ackq.c core/ackq.h \
-	core/metrics.c core/metrics.h
+	core/metrics.c core/metrics.h \
+	core/progress.c core/progress.h
 core_libtribcore_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(MHD_CFLAGS)
 core_libtribcore_la_LIBADD = $(YAML_LIBS) $(MHD_LIBS)
 

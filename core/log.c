@@ -13,12 +13,14 @@
 
 static int g_level = TRIB_LOG_INFO; /* set once at start-up */
 static int g_json;
+static int g_clear_line; /* a status line may be on the terminal: erase it first */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
 
 void log_set_level(int level) { g_level = level; }
 int log_get_level(void) { return g_level; }
 void log_set_json(int on) { g_json = on; }
+void log_set_clear_line(int on) { g_clear_line = on; }
 
 int log_level_parse(const char *s)
 {
@@ -53,6 +55,8 @@ void trib_vlog(int level, const char *who, const char *fmt, va_list ap)
     char when[64];
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    if (g_clear_line)
+        sb_puts(&b, "\r\033[K");
     if (g_json) {
         sb_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\"", when, level_names[level]);
         if (who) {

@@ -11,6 +11,8 @@
 void log_set_level(int level);
 int log_get_level(void);
 void log_set_json(int on);
+/** Erase the terminal's current line before each log line (status line shown). */
+void log_set_clear_line(int on);
 /** Parse "error|warn|info|debug|trace"; -1 if unknown. */
 int log_level_parse(const char *s);
 

@@ -48,14 +48,16 @@ static void put_label(strbuf *b, const char *v)
     sb_putc(b, '"');
 }
 
+/* A plugin metric "name" or "name:key" → tributary_plugin_name{instance,key}. */
 static void plugin_metrics(strbuf *b, trib_ctx *const *ctxs, size_t nctx)
 {
     for (size_t i = 0; i < nctx; i++) {
         trib_ctx *c = ctxs[i];
         pthread_mutex_lock(&c->mlock);
         for (int k = 0; k < c->nmetrics; k++) {
+            const char *colon = strchr(c->mnames[k], ':');
             sb_puts(b, "tributary_plugin_");
-            for (const char *p = c->mnames[k]; *p; p++) {
+            for (const char *p = c->mnames[k]; *p && p != colon; p++) {
                 char ch = *p;
                 int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                          (ch >= '0' && ch <= '9') || ch == '_';
@@ -63,10 +65,31 @@ static void plugin_metrics(strbuf *b, trib_ctx *const *ctxs, size_t nctx)
             }
             sb_puts(b, "{instance=");
             put_label(b, c->name);
+            if (colon) {
+                sb_puts(b, ",key=");
+                put_label(b, colon + 1);
+            }
             sb_printf(b, "} %.17g\n", c->mvals[k]);
         }
         pthread_mutex_unlock(&c->mlock);
     }
+}
+
+/* Replication lag from the source's "server_wal_end" / "last_commit_ts_ms". */
+static void lag_metrics(strbuf *b, const pipeline_stats *st, trib_ctx *src)
+{
+    double wal_end = ctx_metric(src, "server_wal_end");
+    double commit_ts = ctx_metric(src, "last_commit_ts_ms");
+    if (wal_end <= 0)
+        return;
+    double bytes = wal_end > (double)st->committed_pos ? wal_end - (double)st->committed_pos : 0;
+    double ms = bytes > 0 && commit_ts > 0 ? (double)now_wall_ms() - commit_ts : 0;
+    family(b, "tributary_replication_lag_bytes", "gauge",
+           "Server WAL end minus the confirmed position.");
+    sb_printf(b, "tributary_replication_lag_bytes %.0f\n", bytes);
+    family(b, "tributary_replication_lag_seconds", "gauge",
+           "Age of the last captured commit while WAL is unconfirmed (0 when caught up).");
+    sb_printf(b, "tributary_replication_lag_seconds %.3f\n", ms < 0 ? 0 : ms / 1000.0);
 }
 
 void metrics_render(strbuf *b, pipeline *pl, trib_ctx *const *ctxs, size_t nctx)
@@ -106,6 +129,8 @@ void metrics_render(strbuf *b, pipeline *pl, trib_ctx *const *ctxs, size_t nctx)
               (unsigned long long)cum);
     sb_printf(b, "tributary_delivery_latency_seconds_sum %g\n", st.lat_sum_ms / 1000.0);
     sb_printf(b, "tributary_delivery_latency_seconds_count %llu\n", (unsigned long long)cum);
+    if (nctx)
+        lag_metrics(b, &st, ctxs[0]);
     plugin_metrics(b, ctxs, nctx);
 }
 

@@ -10,7 +10,7 @@
 
 typedef struct metrics_server metrics_server;
 
-/** Render all metrics into b. */
+/** Render all metrics into b; ctxs[0] must be the source instance. */
 void metrics_render(strbuf *b, pipeline *pl, trib_ctx *const *ctxs, size_t nctx);
 /** Serve /metrics on `listen` ("host:port").  NULL with err on failure. */
 metrics_server *metrics_start(const char *listen, pipeline *pl, trib_ctx *const *ctxs,

@@ -18,16 +18,17 @@ cd "$top"
 case $broker in redis|kafka|mqtt) ;; *) echo "usage: $0 [redis|kafka|mqtt]" >&2; exit 2;; esac
 
 if [ -z "${NO_INSTALL:-}" ]; then scripts/install-deps.sh; fi
-if [ ! -x ./tributary ] || [ ! -x ./tools/mnist2sql/mnist2sql ]; then
+bld=${TRIB_BUILDDIR:-$top}   # an out-of-tree build may be named
+if [ ! -x "$bld/tributary" ] || [ ! -x "$bld/tools/mnist2sql/mnist2sql" ]; then
     [ -x ./configure ] || autoreconf -fi
     [ -f Makefile ] || ./configure
     make -j"$(nproc)"
 fi
 
-TRIB_SRCDIR=$top TRIB_BUILDDIR=$top
+TRIB_SRCDIR=$top TRIB_BUILDDIR=$bld
 export TRIB_SRCDIR TRIB_BUILDDIR
 . "$top/tests/lib.sh"
-export TRIBUTARY_PLUGIN_PATH="$top/plugins:$top/transforms"
+export TRIBUTARY_PLUGIN_PATH="$bld/plugins:$bld/transforms"
 say() { printf '\n== %s\n' "$*"; }
 
 say "starting a private Postgres and $broker on loopback"
@@ -37,7 +38,7 @@ case $broker in
     mqtt) start_mosquitto ;;
     kafka)
         KAFKA_PORT_FILE=$T/kafka.addr
-        "$top/tests/kafka_mock" --topic tf.public.mnist_train:4 --topic tf.public.mnist_test:4 \
+        "$bld/tests/kafka_mock" --topic tf.public.mnist_train:4 --topic tf.public.mnist_test:4 \
             >"$KAFKA_PORT_FILE" 2>"$T/kafka.log" &
         _pids="$_pids $!"
         wait_for 10 test -s "$KAFKA_PORT_FILE"
@@ -52,15 +53,15 @@ else
 fi
 say "loading $ROWS training rows of $what with mnist2sql --format copy"
 # shellcheck disable=SC2086
-./tools/mnist2sql/mnist2sql $src --out "$T/sql" --limit "$ROWS" --format copy --only train -q
+"$bld/tools/mnist2sql/mnist2sql" $src --out "$T/sql" --limit "$ROWS" --format copy --only train -q
 psql_q -f "$T/sql/mnist_train.sql" >/dev/null
 # shellcheck disable=SC2086
-./tools/mnist2sql/mnist2sql $src --out "$T/sqlins" --limit "$TEST_ROWS" --format insert --only test -q
+"$bld/tools/mnist2sql/mnist2sql" $src --out "$T/sqlins" --limit "$TEST_ROWS" --format insert --only test -q
 head -n 1 "$T/sqlins/mnist_test.sql" | psql_q >/dev/null   # CREATE TABLE only
 
 say "tributary run conf/mnist-$broker.yaml"
 export TRIB_STATE=$T/state REDIS_URL=${REDIS_URL:-} MQTT_URL=${MQTT_URL:-} KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP:-}
-./tributary run "conf/mnist-$broker.yaml" 2>"$T/tributary.log" &
+"$bld/tributary" run "conf/mnist-$broker.yaml" 2>"$T/tributary.log" &
 trib=$!; _pids="$_pids $trib"
 
 count() { # count TOPIC

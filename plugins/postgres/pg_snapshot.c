@@ -146,8 +146,30 @@ static char *copy_sql(const pg_table *t)
 }
 
 /* Read one table; each row is emitted after the next one is read (*held). */
+/* Progress metrics "snapshot_rows:<schema.table>" / "snapshot_estimate:…"
+   (pg_class.reltuples), shown by `tributary run` and the metrics endpoint. */
+static void progress(pg_src *s, const pg_table *t, const char *what, double v)
+{
+    char name[300];
+    snprintf(name, sizeof name, "%s:%s.%s", what, t->schema, t->name);
+    s->host->metric_set(s->ctx, name, v);
+}
+
+static void estimate_rows(pg_src *s, const pg_table *t)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT reltuples::bigint FROM pg_class WHERE oid = %u", t->oid);
+    PGresult *r = PQexec(s->sql, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        progress(s, t, "snapshot_estimate", strtod(PQgetvalue(r, 0, 0), NULL));
+    PQclear(r);
+    progress(s, t, "snapshot_rows", 0);
+}
+
 static int snapshot_table(pg_src *s, const pg_table *t, trib_record **held, uint64_t *rows)
 {
+    uint64_t first = *rows;
+    estimate_rows(s, t);
     char *sql = copy_sql(t), *buf = NULL;
     pgt_field *f = calloc(t->ncols + 1, sizeof *f);
     int rc = TRIB_ERR, n;
@@ -171,7 +193,8 @@ static int snapshot_table(pg_src *s, const pg_table *t, trib_record **held, uint
                  s->errbuf);
             goto drain;
         }
-        (*rows)++;
+        if (++*rows % 1024 == 0)
+            progress(s, t, "snapshot_rows", (double)(*rows - first));
         if (*held && pg_emit(s, *held) != TRIB_OK) {
             *held = NULL;
             s->host->record_free(rec);
@@ -186,6 +209,7 @@ static int snapshot_table(pg_src *s, const pg_table *t, trib_record **held, uint
         goto drain;
     }
     rc = TRIB_OK;
+    progress(s, t, "snapshot_rows", (double)(*rows - first));
 drain:
     /* after an early exit the COPY is still running: abandon it with the connection */
     if (rc != TRIB_OK) {

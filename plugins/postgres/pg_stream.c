@@ -261,6 +261,8 @@ static int on_message(pg_src *s, const pgo_msg *m)
         if (s->skip_txn)
             return TRIB_OK;
         s->host->metric_add(s->ctx, "transactions", 1);
+        s->host->metric_set(s->ctx, "last_commit_lsn", (double)m->end_lsn);
+        s->host->metric_set(s->ctx, "last_commit_ts_ms", (double)s->txn_ts_ms);
         return pg_emit_position(s, m->end_lsn);
     case 'R':
         if (rel_update(s, m) != TRIB_OK) {
@@ -294,6 +296,8 @@ static int on_frame(pg_src *s, const uint8_t *buf, size_t len)
         LOGE(s, "slot \"%s\": %s", s->slot, s->errbuf);
         return TRIB_ERR;
     }
+    if (f.wal_end) /* replication lag = server_wal_end - confirmed position */
+        s->host->metric_set(s->ctx, "server_wal_end", (double)f.wal_end);
     if (f.type == 'k') {
         if (f.reply_requested)
             pg_send_status(s, 1);

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# snapshot_bench.sh — snapshot throughput of N Fashion-MNIST rows through
+# Postgres → tributary (postgres source, mnist csv transform) → each broker,
+# against two baselines run in the same script:
+#   floor:    `COPY mnist_train TO STDOUT` of the same rows (what reading the
+#             table costs at all);
+#   CLI tool: the same messages (label, CSV pixels) pushed from a file by the
+#             broker's own client: `redis-cli --pipe`, `kcat -P`, `mosquitto_pub -l`
+#             (no capture, no transform).
+# Usage: bench/snapshot_bench.sh [ROWS] [BROKERS...]   (default 60000 redis kafka mqtt)
+# Run from a built tree.  Prints rows/s and ratios; not part of `make check`.
+set -eu
+ROWS=${1:-60000}; shift || true
+BROKERS=${*:-redis kafka mqtt}
+top=$(cd "$(dirname "$0")/.." && pwd)
+: "${TRIB_BUILDDIR:=$top}"
+export TRIB_SRCDIR=$top TRIB_BUILDDIR
+. "$top/tests/lib.sh"
+export TRIBUTARY_PLUGIN_PATH="$TRIB_BUILDDIR/plugins:$TRIB_BUILDDIR/transforms"
+M2S=$TRIB_BUILDDIR/tools/mnist2sql/mnist2sql
+
+now() { date +%s.%N; }
+rate() { python3 -c "import sys; n,a,b=map(float,sys.argv[1:]); print('%.0f' % (n/(b-a)))" "$1" "$2" "$3"; }
+secs() { python3 -c "import sys; a,b=map(float,sys.argv[1:]); print('%.2f' % (b-a))" "$1" "$2"; }
+
+start_pg
+"$M2S" --from /usr/share/datasets/fashion-mnist --out "$T/sql" --limit "$ROWS" --format copy --only train -q
+psql_q -f "$T/sql/mnist_train.sql" >/dev/null
+psql_q -c "VACUUM ANALYZE mnist_train" >/dev/null
+
+# The messages the mnist transform produces, for the CLI baselines.
+psql_q -c "COPY (SELECT labels, encode(pixels, 'hex') FROM mnist_train) TO STDOUT" >"$T/rows.tsv"
+python3 - "$T/rows.tsv" "$T" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+T = sys.argv[2]
+with open(T + "/msgs.tsv", "w") as kv, open(T + "/vals.txt", "w") as v, open(T + "/redis.resp", "wb") as r:
+    for lab, hx in rows:
+        csv = ",".join(str(b) for b in bytes.fromhex(hx))
+        kv.write("%s\t%s\n" % (lab, csv))
+        v.write(csv + "\n")
+        args = [b"XADD", b"bench.cli", b"*", b"key", lab.encode(), b"value", csv.encode()]
+        r.write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+PY
+
+t0=$(now); psql_q -c "COPY mnist_train TO STDOUT" >/dev/null; t1=$(now)
+floor=$(rate "$ROWS" "$t0" "$t1")
+echo "floor: COPY mnist_train TO STDOUT: $ROWS rows in $(secs "$t0" "$t1") s = $floor rows/s"
+
+slot_n=0
+run_tributary() { # run_tributary BROKER → prints rows/s of the snapshot
+    local broker=$1 mport; mport=$(free_port); slot_n=$((slot_n + 1))
+    sed -e "s/tables: \[public.mnist_train, public.mnist_test\]/tables: [public.mnist_train]/" \
+        "$top/conf/mnist-$broker.yaml" >"$T/$broker.yaml"
+    printf 'metrics:\n  listen: 127.0.0.1:%s\nstatus_interval_ms: 0\nbatch_size: 1024\n' "$mport" >>"$T/$broker.yaml"
+    TRIB_STATE=$T/state-$broker TRIB_SLOT=bench$slot_n TRIB_PUBLICATION=bench$slot_n \
+        "$TRIB_BUILDDIR/tributary" run "$T/$broker.yaml" 2>"$T/$broker.log" &
+    local pid=$! t0 t1 d=0
+    _pids="$_pids $pid"
+    t0=$(now)
+    while :; do
+        d=$(curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null | awk '/stage="delivered"/{print $2}')
+        [ "${d:-0}" -ge "$ROWS" ] && break
+        kill -0 $pid 2>/dev/null || { cat "$T/$broker.log" >&2; fail "tributary ($broker) died"; }
+        sleep 0.02
+    done
+    t1=$(now)
+    kill -TERM $pid; wait $pid || true
+    rate "$ROWS" "$t0" "$t1"
+}
+
+for b in $BROKERS; do
+    case $b in
+    redis)
+        start_redis
+        cli_t0=$(now); rcli --pipe <"$T/redis.resp" >/dev/null; cli_t1=$(now)
+        cli="redis-cli --pipe" ;;
+    kafka)
+        "$TRIB_BUILDDIR/tests/kafka_mock" --topic tf.public.mnist_train:16 --topic bench.cli:16 \
+            >"$T/kafka.addr" 2>"$T/kafka.log" &
+        _pids="$_pids $!"
+        wait_for 10 test -s "$T/kafka.addr"
+        export KAFKA_BOOTSTRAP; KAFKA_BOOTSTRAP=$(head -n1 "$T/kafka.addr")
+        cli_t0=$(now)
+        kcat -P -b "$KAFKA_BOOTSTRAP" -t bench.cli -K '\t' -z lz4 -X acks=all -l "$T/msgs.tsv"
+        cli_t1=$(now)
+        cli="kcat -P" ;;
+    mqtt)
+        start_mosquitto
+        cli_t0=$(now)
+        mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -V 5 -q 1 -t bench.cli -l <"$T/vals.txt"
+        cli_t1=$(now)
+        cli="mosquitto_pub -l (QoS 1)" ;;
+    *) fail "unknown broker $b" ;;
+    esac
+    clirate=$(rate "$ROWS" "$cli_t0" "$cli_t1")
+    ours=$(rate "$ROWS" 0 1 >/dev/null; run_tributary "$b")
+    python3 - "$b" "$ours" "$clirate" "$floor" "$cli" <<'PY'
+import sys
+b, ours, cli, floor, tool = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+print("%-5s tributary snapshot: %8.0f rows/s | %s: %8.0f rows/s | tributary/cli = %.2fx | floor/tributary = %.2fx"
+      % (b, ours, tool, cli, ours / cli, floor / ours))
+PY
+done
