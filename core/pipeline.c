@@ -37,7 +37,15 @@ struct pipeline {
     atomic_int stopping;
     atomic_int fatal;
     char fatal_msg[1024];
-    pthread_t src_thread, pipe_thread;
+    pthread_t src_thread, pipe_thread, send_thread;
+
+    /* batches handed from the pipeline thread to the sender thread, so that
+       transforming batch N+1 overlaps with delivering batch N */
+    pthread_mutex_t hlock;
+    pthread_cond_t hcv;
+    trib_record **hand[2];
+    size_t hand_n[2], hhead, hlen;
+    int hand_closed;
     atomic_int threads_done;
 
     uint64_t last_committed;
@@ -83,6 +91,8 @@ pipeline *pipeline_new(const pipeline_cfg *cfg, trib_ctx *source, trib_ctx **tra
     pthread_mutex_init(&pl->lock, NULL);
     pthread_cond_init(&pl->not_empty, NULL);
     pthread_cond_init(&pl->not_full, NULL);
+    pthread_mutex_init(&pl->hlock, NULL);
+    pthread_cond_init(&pl->hcv, NULL);
     pl->q = xcalloc(pl->cfg.queue_size, sizeof *pl->q);
     source->pl = pl;
     sink->pl = pl;
@@ -102,6 +112,8 @@ void pipeline_free(pipeline *pl)
     pthread_mutex_destroy(&pl->lock);
     pthread_cond_destroy(&pl->not_empty);
     pthread_cond_destroy(&pl->not_full);
+    pthread_mutex_destroy(&pl->hlock);
+    pthread_cond_destroy(&pl->hcv);
     free(pl);
 }
 
@@ -286,6 +298,56 @@ static trib_record *process(pipeline *pl, trib_record *rec, int *discard)
     return rec;
 }
 
+/* Hand a batch to the sender thread (blocks while two are waiting). */
+static void handoff_push(pipeline *pl, trib_record **recs, size_t n)
+{
+    pthread_mutex_lock(&pl->hlock);
+    while (pl->hlen == 2)
+        pthread_cond_wait(&pl->hcv, &pl->hlock);
+    size_t slot = (pl->hhead + pl->hlen) % 2;
+    pl->hand[slot] = recs;
+    pl->hand_n[slot] = n;
+    pl->hlen++;
+    pthread_cond_broadcast(&pl->hcv);
+    pthread_mutex_unlock(&pl->hlock);
+}
+
+static void handoff_close(pipeline *pl)
+{
+    pthread_mutex_lock(&pl->hlock);
+    pl->hand_closed = 1;
+    pthread_cond_broadcast(&pl->hcv);
+    pthread_mutex_unlock(&pl->hlock);
+}
+
+static void *send_main(void *arg)
+{
+    pipeline *pl = arg;
+    for (;;) {
+        pthread_mutex_lock(&pl->hlock);
+        while (pl->hlen == 0 && !pl->hand_closed)
+            pthread_cond_wait(&pl->hcv, &pl->hlock);
+        if (pl->hlen == 0) {
+            pthread_mutex_unlock(&pl->hlock);
+            return NULL;
+        }
+        trib_record **recs = pl->hand[pl->hhead];
+        size_t n = pl->hand_n[pl->hhead];
+        pl->hhead = (pl->hhead + 1) % 2;
+        pl->hlen--;
+        pthread_cond_broadcast(&pl->hcv);
+        pthread_mutex_unlock(&pl->hlock);
+        if (atomic_load(&pl->fatal)) { /* never delivered, never confirmed */
+            for (size_t i = 0; i < n; i++)
+                rec_free(recs[i]);
+        } else if (pl->sink->p->sink->send(pl->sink->inst, recs, n) != TRIB_OK &&
+                   !atomic_load(&pl->fatal)) {
+            set_fatal(pl, "%s cannot deliver (see above)", pl->sink->name);
+        }
+        free(recs);
+    }
+}
+
 static void *pipe_main(void *arg)
 {
     pipeline *pl = arg;
@@ -324,15 +386,18 @@ static void *pipe_main(void *arg)
             else if (r)
                 out[m++] = r;
         }
-        if (m && pl->sink->p->sink->send(pl->sink->inst, out, m) != TRIB_OK &&
-            !atomic_load(&pl->fatal))
-            set_fatal(pl, "%s cannot deliver (see above)", pl->sink->name);
+        if (m) {
+            handoff_push(pl, out, m);
+            out = xcalloc(cap, sizeof *out);
+        }
         commit_check(pl);
         if (done && n == 0)
             break;
     }
     free(in);
     free(out);
+    handoff_close(pl);
+    pthread_join(pl->send_thread, NULL);
     /* flush what is in flight, then confirm what was acknowledged */
     if (pl->sink->p->sink->flush) {
         int64_t until = now_mono_ms() + pl->cfg.shutdown_timeout_ms;
@@ -355,8 +420,13 @@ static void *pipe_main(void *arg)
 
 int pipeline_start(pipeline *pl)
 {
-    if (pthread_create(&pl->pipe_thread, NULL, pipe_main, pl))
+    if (pthread_create(&pl->send_thread, NULL, send_main, pl))
         return TRIB_ERR;
+    if (pthread_create(&pl->pipe_thread, NULL, pipe_main, pl)) {
+        handoff_close(pl);
+        pthread_join(pl->send_thread, NULL);
+        return TRIB_ERR;
+    }
     if (pthread_create(&pl->src_thread, NULL, source_main, pl)) {
         set_fatal(pl, "cannot start the source thread");
         pthread_mutex_lock(&pl->lock);
