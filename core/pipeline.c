@@ -105,6 +105,11 @@ void pipeline_free(pipeline *pl)
 {
     if (!pl)
         return;
+    /* a sink's destroy() may still ack leftovers: they must not reach us */
+    pl->source->pl = NULL;
+    pl->sink->pl = NULL;
+    for (size_t i = 0; i < pl->ntransforms; i++)
+        pl->transforms[i]->pl = NULL;
     for (size_t i = 0; i < pl->qlen; i++)
         rec_free(pl->q[(pl->qhead + i) % pl->cfg.queue_size]);
     free(pl->q);

@@ -22,6 +22,8 @@ tests_internal_test_kafka_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DKAFKA_PLUGIN_SO='"$(abs_top_builddir)/plugins/kafka/.libs/kafka.so"' \
 	-DKAFKA_MOCK_BIN='"$(abs_top_builddir)/tests/kafka_mock"'
 
-TESTS += tests/internal/test_kafka tests/runtime/kafka_interop.sh
-EXTRA_DIST += tests/runtime/kafka_interop.sh
+TESTS += tests/internal/test_kafka tests/runtime/kafka_interop.sh tests/runtime/kafka_e2e.sh \
+	tests/runtime/kafka_conf.sh
+EXTRA_DIST += tests/runtime/kafka_interop.sh tests/runtime/kafka_e2e.sh tests/runtime/kafka_lib.sh \
+	tests/runtime/kafka_conf.sh
 endif

@@ -1,0 +1,297 @@
+/*
+ * plugins/kafka/kafka_sink.c — the Kafka sink: records -> rd_kafka_producev,
+ * acknowledged only from librdkafka's delivery reports.
+ *
+ * Design:
+ *  - send() produces each record with the record itself as msg_opaque and
+ *    without copying key/value (the record outlives the message: it is freed
+ *    only after host->ack, which happens in the delivery report).
+ *  - A plugin-owned poll thread calls rd_kafka_poll(), which runs the
+ *    delivery report callback: TRIB_OK on success, TRIB_STOP for messages we
+ *    purged while stopping, TRIB_ERR (message names topic and error) for a
+ *    permanent failure, after which the core confirms nothing past it.
+ *  - Back-pressure: when librdkafka's queue is full send() waits (polling)
+ *    and retries, until the engine asks to stop; what could not be queued is
+ *    then acknowledged TRIB_STOP (replayed on restart).
+ *  - Broker outages are retried by librdkafka up to message.timeout.ms
+ *    (default 300000; 0 = forever, via the `kafka:` map); the idempotent
+ *    producer keeps per-partition order across retries.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kafka.h"
+
+/* How long send() blocks in one poll while the producer queue is full. */
+#define KAFKA_QFULL_POLL_MS 20
+/* How long destroy() waits for purged messages' delivery reports. */
+#define KAFKA_PURGE_WAIT_MS 5000
+
+/* ---- delivery reports ---------------------------------------------- */
+
+static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    kafka_inst *ki = KAFKA_INST(opaque);
+    trib_record *rec = m->_private;
+    char msg[512];
+
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ki->host->ack(ki->ctx, rec, TRIB_OK, NULL);
+    } else if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+               m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        ki->host->ack(ki->ctx, rec, TRIB_STOP, "not delivered: stopping");
+    } else {
+        snprintf(msg, sizeof msg, "kafka: delivery to topic %s failed: %s (%s)",
+                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+                 rd_kafka_err2name(m->err));
+        ki->host->log(ki->ctx, TRIB_LOG_ERROR, "%s", msg);
+        ki->host->metric_add(ki->ctx, "delivery_errors", 1);
+        ki->host->ack(ki->ctx, rec, TRIB_ERR, msg);
+    }
+    atomic_fetch_sub(&ki->outstanding, 1);
+}
+
+static void *kafka_poll_thread(void *arg)
+{
+    kafka_inst *ki = arg;
+    while (!atomic_load(&ki->poller_stop))
+        rd_kafka_poll(ki->producer, 100);
+    return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------ */
+
+rd_kafka_conf_t *kafka_producer_conf(kafka_inst *ki, kafka_dr_fn dr_cb, char *err, size_t errlen)
+{
+    const trib_host *h = ki->host;
+    const char *acks = h->opt_str(ki->opts, "acks");
+    const char *codec = h->opt_str(ki->opts, "compression");
+    int idem = h->opt_bool(ki->opts, "enable_idempotence");
+    char linger[32];
+
+    if (idem && acks && strcmp(acks, "all") != 0) {
+        snprintf(err, errlen, "option acks: %s requires enable_idempotence: false "
+                              "(an idempotent producer needs acks: all)", acks);
+        return NULL;
+    }
+    snprintf(linger, sizeof linger, "%" PRId64, h->opt_int(ki->opts, "linger_ms"));
+
+    rd_kafka_conf_t *conf = kafka_conf_base(ki, &ki->self, err, errlen);
+    if (!conf)
+        return NULL;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    if (kafka_conf_set(conf, "client.id", "tributary", "client.id", err, errlen) ||
+        kafka_conf_set(conf, "acks", acks ? acks : "all", "acks", err, errlen) ||
+        kafka_conf_set(conf, "enable.idempotence", idem ? "true" : "false",
+                       "enable_idempotence", err, errlen) ||
+        kafka_conf_set(conf, "compression.codec", codec ? codec : "none", "compression", err,
+                       errlen) ||
+        kafka_conf_set(conf, "linger.ms", linger, "linger_ms", err, errlen) ||
+        kafka_conf_apply_props(ki, conf, err, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+rd_kafka_t *kafka_producer_new(kafka_inst *ki, rd_kafka_conf_t *conf, char *err, size_t errlen)
+{
+    char rkerr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rkerr, sizeof rkerr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "cannot create the Kafka producer for %s: %s", ki->bootstrap,
+                 rkerr);
+    }
+    return rk; /* on success librdkafka owns conf */
+}
+
+/* Options are checked here, without connecting (`tributary check`); the
+ * producer itself is created by start(). */
+int kafka_sink_create(kafka_inst *ki, char *err, size_t errlen)
+{
+    ki->pconf = kafka_producer_conf(ki, kafka_dr_cb, err, errlen);
+    return ki->pconf ? TRIB_OK : TRIB_ERR;
+}
+
+int kafka_sink_start(kafka_inst *ki, char *err, size_t errlen)
+{
+    if (ki->poller_running)
+        return TRIB_OK;
+    if (!ki->producer) {
+        if (!ki->pconf) {
+            snprintf(err, errlen, "the Kafka producer could not be created earlier");
+            return TRIB_ERR;
+        }
+        ki->producer = kafka_producer_new(ki, ki->pconf, err, errlen);
+        ki->pconf = NULL;
+        if (!ki->producer)
+            return TRIB_ERR;
+    }
+    atomic_store(&ki->poller_stop, 0);
+    if (pthread_create(&ki->poller, NULL, kafka_poll_thread, ki) != 0) {
+        snprintf(err, errlen, "cannot start the Kafka delivery-report thread");
+        return TRIB_ERR;
+    }
+    ki->poller_running = 1;
+    return TRIB_OK;
+}
+
+/* Give up on everything still queued or in flight: each gets TRIB_STOP. */
+static void kafka_sink_purge(kafka_inst *ki)
+{
+    long long left = atomic_load(&ki->outstanding);
+    if (left <= 0)
+        return;
+    ki->host->log(ki->ctx, TRIB_LOG_WARN,
+                  "kafka: %lld record(s) not delivered at shutdown; they will be replayed", left);
+    rd_kafka_purge(ki->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int waited = 0; atomic_load(&ki->outstanding) > 0 && waited < KAFKA_PURGE_WAIT_MS;
+         waited += 100)
+        rd_kafka_poll(ki->producer, 100);
+}
+
+void kafka_sink_destroy(kafka_inst *ki)
+{
+    if (ki->pconf) {
+        rd_kafka_conf_destroy(ki->pconf);
+        ki->pconf = NULL;
+    }
+    if (ki->poller_running) {
+        atomic_store(&ki->poller_stop, 1);
+        pthread_join(ki->poller, NULL);
+        ki->poller_running = 0;
+    }
+    if (!ki->producer)
+        return;
+    rd_kafka_poll(ki->producer, 0);
+    kafka_sink_purge(ki);
+    rd_kafka_destroy(ki->producer);
+    ki->producer = NULL;
+}
+
+/* ---- send ------------------------------------------------------------ */
+
+rd_kafka_headers_t *kafka_headers(const trib_record *rec)
+{
+    if (!rec->op && rec->nheaders == 0)
+        return NULL;
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(rec->nheaders + 2);
+    if (rec->op) {
+        char lsn[40];
+        uint64_t pos = rec->src.lsn ? rec->src.lsn : rec->src.commit_lsn;
+        kafka_fmt_lsn(pos, lsn, sizeof lsn);
+        rd_kafka_header_add(hdrs, "op", -1, &rec->op, 1);
+        rd_kafka_header_add(hdrs, "lsn", -1, lsn, (ssize_t)strlen(lsn));
+    }
+    for (size_t i = 0; i < rec->nheaders; i++)
+        rd_kafka_header_add(hdrs, rec->headers[i].name, -1, rec->headers[i].value,
+                            (ssize_t)rec->headers[i].len);
+    return hdrs;
+}
+
+static int kafka_fail_record(kafka_inst *ki, trib_record *rec, const char *why)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "kafka: cannot produce to topic %s: %s",
+             rec->topic ? rec->topic : "(none)", why);
+    ki->host->log(ki->ctx, TRIB_LOG_ERROR, "%s", msg);
+    ki->host->ack(ki->ctx, rec, TRIB_ERR, msg);
+    return TRIB_ERR;
+}
+
+/*
+ * Hand one record to librdkafka.  TRIB_OK: queued (acked later from its
+ * delivery report); TRIB_ERR: acked as failed; TRIB_STOP: not queued
+ * because the engine is stopping (the caller acks it).
+ */
+static int kafka_produce_one(kafka_inst *ki, trib_record *rec, int *warned)
+{
+    if (!rec->topic || !*rec->topic)
+        return kafka_fail_record(ki, rec, "record has no topic");
+    rd_kafka_headers_t *hdrs = kafka_headers(rec);
+    const void *key = rec->key.set || rec->key.data ? rec->key.data : NULL;
+    const void *val = rec->value.set || rec->value.data ? rec->value.data : NULL;
+    for (;;) {
+        atomic_fetch_add(&ki->outstanding, 1); /* the report may come first */
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            ki->producer, RD_KAFKA_V_TOPIC(rec->topic), RD_KAFKA_V_KEY(key, key ? rec->key.len : 0),
+            RD_KAFKA_V_VALUE((void *)val, val ? rec->value.len : 0), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return TRIB_OK; /* headers now belong to librdkafka */
+        atomic_fetch_sub(&ki->outstanding, 1);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            return kafka_fail_record(ki, rec, rd_kafka_err2str(e));
+        }
+        if (ki->host->stopping(ki->ctx)) {
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            return TRIB_STOP;
+        }
+        if (!*warned) {
+            ki->host->log(ki->ctx, TRIB_LOG_DEBUG,
+                          "kafka: producer queue full (%lld outstanding), waiting for the broker",
+                          (long long)atomic_load(&ki->outstanding));
+            *warned = 1;
+        }
+        ki->host->metric_add(ki->ctx, "queue_full_waits", 1);
+        rd_kafka_poll(ki->producer, KAFKA_QFULL_POLL_MS);
+    }
+}
+
+static int kafka_send(void *inst, trib_record **recs, size_t n)
+{
+    kafka_inst *ki = inst;
+    char err[256];
+    int warned = 0;
+    size_t i;
+
+    if (!ki->poller_running && kafka_sink_start(ki, err, sizeof err) != TRIB_OK) {
+        for (i = 0; i < n; i++)
+            ki->host->ack(ki->ctx, recs[i], TRIB_ERR, err);
+        return TRIB_ERR;
+    }
+    for (i = 0; i < n; i++)
+        if (kafka_produce_one(ki, recs[i], &warned) == TRIB_STOP)
+            break;
+    for (; i < n; i++)
+        ki->host->ack(ki->ctx, recs[i], TRIB_STOP, "not produced: stopping");
+    return TRIB_OK;
+}
+
+static long long kafka_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait up to timeout_ms for outstanding delivery reports: TRIB_OK when none
+ * is left, TRIB_RETRY otherwise.  Nothing is given up here (the core calls
+ * flush repeatedly until its shutdown_timeout_ms); destroy() purges what is
+ * still undelivered and acknowledges it TRIB_STOP.
+ */
+static int kafka_flush(void *inst, int timeout_ms)
+{
+    kafka_inst *ki = inst;
+    long long deadline = kafka_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    if (!ki->producer)
+        return TRIB_OK; /* never started: nothing sent */
+    do {
+        rd_kafka_flush(ki->producer, 50);
+        if (atomic_load(&ki->outstanding) == 0)
+            return TRIB_OK;
+    } while (kafka_now_ms() < deadline);
+    return TRIB_RETRY;
+}
+
+const trib_sink_ops kafka_sink_ops = {
+    .send = kafka_send,
+    .flush = kafka_flush,
+};
