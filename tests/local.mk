@@ -16,3 +16,10 @@ tests_internal_test_core_LDADD = core/libtribcore.la $(YAML_LIBS)
 
 TESTS += tests/internal/test_core tests/runtime/core_cli.sh tests/runtime/core_pipeline.sh \
 	tests/runtime/sdk_skeleton.sh
+
+# Reliability: kill -9 recovery, SIGTERM during a snapshot, no secrets in logs.
+if ENABLE_POSTGRES
+if ENABLE_REDIS
+TESTS += tests/runtime/crash_recovery.sh tests/runtime/secrets.sh
+endif
+endif

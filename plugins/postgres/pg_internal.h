@@ -56,7 +56,7 @@ typedef struct pg_src {
     /* options */
     const char *conninfo, *slot, *publication, *snapshot_mode, *topic_prefix;
     const char *client_encoding, *timezone, *app_name, *capture_path;
-    int64_t status_interval_ms, proto_version;
+    int64_t status_interval_ms, confirm_interval_ms, proto_version;
     int64_t backoff_ms, backoff_max_ms, reconnect_timeout_ms;
     int replica_full, create_publication;
 

@@ -38,9 +38,12 @@ void pg_send_status(pg_src *s, int force)
     if (!s->repl || !s->streaming)
         return;
     int64_t now = pg_mono_ms();
-    if (!force && now - s->last_status_ms < s->status_interval_ms)
-        return;
     uint64_t c = atomic_load(&s->committed);
+    /* periodic, or soon after the confirmed position moved: a crash then
+       replays at most confirm_interval_ms of acknowledged changes */
+    int moved = c != s->sent_lsn && now - s->last_status_ms >= s->confirm_interval_ms;
+    if (!force && !moved && now - s->last_status_ms < s->status_interval_ms)
+        return;
     uint8_t msg[PGO_STATUS_LEN];
     pgo_build_status(msg, c, c, c, pgo_now_pg_us(), 0);
     if (PQputCopyData(s->repl, (const char *)msg, sizeof msg) != 1 || PQflush(s->repl) != 0)
@@ -381,7 +384,9 @@ static int stream_ended(pg_src *s)
 
 static void wait_input(pg_src *s)
 {
-    int64_t left = s->status_interval_ms - (pg_mono_ms() - s->last_status_ms);
+    int64_t wait = atomic_load(&s->committed) != s->sent_lsn ? s->confirm_interval_ms
+                                                               : s->status_interval_ms;
+    int64_t left = wait - (pg_mono_ms() - s->last_status_ms);
     struct pollfd p = {PQsocket(s->repl), POLLIN, 0};
     poll(&p, 1, left < 0 ? 0 : left > 200 ? 200 : (int)left);
 }

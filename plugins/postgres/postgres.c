@@ -38,6 +38,8 @@ static const trib_option pg_options[] = {
      "topics are <topic_prefix>.<schema>.<table>; also source.name", 0},
     {"status_interval_ms", TRIB_OPT_INT, "10000", 0, NULL,
      "interval between standby status updates confirming positions", 0},
+    {"confirm_interval_ms", TRIB_OPT_INT, "1000", 0, NULL,
+     "confirm a newly acknowledged position to the slot within this time (bounds replay after a crash)", 0},
     {"proto_version", TRIB_OPT_INT, "1", 0, NULL, "pgoutput protocol version (1-4)", 0},
     {"replica_identity", TRIB_OPT_ENUM, "keep", 0, "keep|full",
      "full: ALTER TABLE ... REPLICA IDENTITY FULL on captured tables (old rows in u/d)", 0},
@@ -121,6 +123,7 @@ static int read_options(pg_src *s, const trib_opts *o, char *err, size_t errlen)
     s->app_name = h->opt_str(o, "application_name");
     s->capture_path = h->opt_str(o, "capture_file");
     s->status_interval_ms = h->opt_int(o, "status_interval_ms");
+    s->confirm_interval_ms = h->opt_int(o, "confirm_interval_ms");
     s->proto_version = h->opt_int(o, "proto_version");
     s->backoff_ms = h->opt_int(o, "reconnect_backoff_ms");
     s->backoff_max_ms = h->opt_int(o, "reconnect_backoff_max_ms");
@@ -135,6 +138,9 @@ static int read_options(pg_src *s, const trib_opts *o, char *err, size_t errlen)
                         s->slot ? s->slot : ""), TRIB_ERR;
     if (!s->publication || !*s->publication)
         return snprintf(err, errlen, "publication: must not be empty"), TRIB_ERR;
+    if (s->confirm_interval_ms < 10 || s->confirm_interval_ms > 3600000)
+        return snprintf(err, errlen, "confirm_interval_ms: %lld is outside 10..3600000",
+                        (long long)s->confirm_interval_ms), TRIB_ERR;
     if (s->status_interval_ms < 100 || s->status_interval_ms > 3600000)
         return snprintf(err, errlen, "status_interval_ms: %lld is outside 100..3600000",
                         (long long)s->status_interval_ms), TRIB_ERR;
