@@ -34,5 +34,6 @@ int cmd_check(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
 
 #endif

@@ -26,6 +26,9 @@ static void usage(FILE *f)
             "  train CONFIG       consume the training topic, train, save and evaluate the model\n"
             "  predict CONFIG [--show] [--png DIR]\n"
             "                     classify records as they arrive\n"
+            "  consume CONFIG TOPIC [--from-beginning] [--bounded] [--group G] [--idle-ms N]\n"
+            "                     [--max N] [--format json|hex]\n"
+            "                     read a topic back through the sink plugin's consumer\n"
             "\n"
             "options:\n"
             "  --log-level LEVEL  error|warn|info|debug|trace (also TRIBUTARY_LOG_LEVEL)\n"
@@ -78,6 +81,8 @@ int main(int argc, char **argv)
         return cmd_train(sub_argc, sub_argv);
     if (!strcmp(cmd, "predict"))
         return cmd_predict(sub_argc, sub_argv);
+    if (!strcmp(cmd, "consume"))
+        return cmd_consume(sub_argc, sub_argv);
     if (!strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

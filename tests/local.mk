@@ -23,3 +23,16 @@ if ENABLE_REDIS
 TESTS += tests/runtime/crash_recovery.sh tests/runtime/secrets.sh
 endif
 endif
+
+# The cross-broker suite: one scenario, every broker (tests/runtime/brokers.sh).
+if ENABLE_POSTGRES
+if ENABLE_REDIS
+TESTS += tests/runtime/brokers_redis.sh
+endif
+if ENABLE_KAFKA
+TESTS += tests/runtime/brokers_kafka.sh
+endif
+if ENABLE_MQTT
+TESTS += tests/runtime/brokers_mqtt.sh
+endif
+endif

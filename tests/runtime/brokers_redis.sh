@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Cross-broker suite for redis (see brokers.sh).
+exec bash "$TRIB_SRCDIR/tests/runtime/brokers.sh" redis
