@@ -13,6 +13,13 @@ set -eu
 TRIB=${TRIB:-$TRIB_BUILDDIR/tributary}
 T=$(mktemp -d "${TMPDIR:-/tmp}/trib-test.XXXXXX")
 chmod 755 "$T"
+# TRIB_WRAPPER="valgrind --error-exitcode=1 ..." runs every "$TRIB" under
+# that command (words split as in the shell); `make check-valgrind` uses it.
+if [ -n "${TRIB_WRAPPER:-}" ]; then
+    printf '#!/usr/bin/env bash\nexec %s %q "$@"\n' "$TRIB_WRAPPER" "$TRIB" >"$T/tributary-wrapped"
+    chmod 755 "$T/tributary-wrapped"
+    TRIB=$T/tributary-wrapped
+fi
 _pids=""
 _pg_data=""
 

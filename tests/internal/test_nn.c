@@ -346,6 +346,7 @@ static void test_model_io(void)
     write_bytes(p2, b, n);
     unsigned char *b2 = malloc(n + 3);
     memcpy(b2, b, n);
+    memset(b2 + n, 0, 3); /* the garbage itself is defined bytes */
     write_bytes(p2, b2, n + 3);
     expect_load_error(p2, "trailing garbage");
     snprintf(p2, sizeof p2, "%s/missing.model", tmpdir);

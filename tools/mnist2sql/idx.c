@@ -150,6 +150,40 @@ static int expect_end(gzFile gz, const char *path, uint32_t count, char *err, si
     return 0;
 }
 
+/*
+ * Read up to `want` bytes into a new *buf.  The buffer grows with the data
+ * actually read, never to a size only the header claims: a corrupt or
+ * hostile header (billions of items) must not allocate gigabytes before the
+ * file turns out to be short.  Returns the bytes read (< want at EOF), or -1.
+ */
+static long long read_items(gzFile gz, const char *path, size_t want, uint8_t **buf,
+                            char *err, size_t errlen)
+{
+    size_t cap = want < IDX_CHUNK ? want : IDX_CHUNK, got = 0;
+    if (!(*buf = malloc(cap ? cap : 1)))
+        goto oom;
+    while (got < want) {
+        if (got == cap) {
+            size_t ncap = cap > want / 2 ? want : cap * 2;
+            uint8_t *nb = realloc(*buf, ncap);
+            if (!nb)
+                goto oom;
+            *buf = nb;
+            cap = ncap;
+        }
+        long long n = gz_read_full(gz, path, *buf + got, cap - got, err, errlen);
+        if (n < 0)
+            return -1;
+        got += (size_t)n;
+        if (got < cap)
+            break; /* end of the stream */
+    }
+    return (long long)got;
+oom:
+    snprintf(err, errlen, "%s: out of memory for %zu bytes", path, want);
+    return -1;
+}
+
 int m2s_idx_read(const char *path, enum m2s_idx_kind kind, uint32_t *count,
                  uint8_t **data, char *err, size_t errlen)
 {
@@ -183,12 +217,7 @@ int m2s_idx_read_as(const char *file, const char *path, enum m2s_idx_kind kind,
     if (read_header(gz, path, kind, count, &item, err, errlen) < 0)
         goto fail;
     size_t want = (size_t)*count * item;
-    buf = malloc(want ? want : 1);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory for %zu bytes", path, want);
-        goto fail;
-    }
-    long long got = gz_read_full(gz, path, buf, want, err, errlen);
+    long long got = read_items(gz, path, want, &buf, err, errlen);
     if (got < 0)
         goto fail;
     if ((size_t)got < want) {

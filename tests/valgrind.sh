@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# valgrind.sh — `make check-valgrind`: every C unit test (the
+# tests/internal/test_* programs given as arguments) and representative
+# runtime tests under valgrind's memcheck.  A definite leak or any memory
+# error fails the run.  Library noise (not Tributary's) is suppressed in
+# tests/valgrind.supp, each entry with the reason.
+#
+# The runtime tests get TRIB_WRAPPER (see tests/lib.sh), so every
+# `tributary` they start runs under valgrind with its log in
+# $TRIB_BUILDDIR/tests/valgrind-logs/; the logs are checked afterwards, so
+# an error in a run that is expected to fail (exit nonzero) is caught too.
+#
+# Env: VALGRIND (default valgrind), LIBTOOL (to run libtool wrappers),
+# VALGRIND_RUNTIME_TESTS (default tests/runtime/core_pipeline.sh).
+set -u
+: "${TRIB_SRCDIR:?}" "${TRIB_BUILDDIR:?}"
+VALGRIND=${VALGRIND:-valgrind}
+logs=$TRIB_BUILDDIR/tests/valgrind-logs
+rm -rf "$logs"
+mkdir -p "$logs"
+flags="--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --num-callers=40"
+flags="$flags --suppressions=$TRIB_SRCDIR/tests/valgrind.supp --gen-suppressions=all"
+rc=0
+
+run_unit() { # run_unit PROGRAM
+    local name=${1##*/} start=$SECONDS
+    # libtool --mode=execute finds the real binary behind a wrapper script
+    if ${LIBTOOL:-false} --mode=execute true >/dev/null 2>&1; then
+        set -- $LIBTOOL --mode=execute "$VALGRIND" $flags --log-file="$logs/$name.%p.vg" "$1"
+    else
+        set -- "$VALGRIND" $flags --log-file="$logs/$name.%p.vg" "$1"
+    fi
+    if "$@" >"$logs/$name.out" 2>&1; then
+        echo "PASS: $name ($((SECONDS - start))s)"
+    else
+        echo "FAIL: $name (exit status $?; see $logs/$name.*)"
+        rc=1
+    fi
+}
+
+for prog in "$@"; do
+    run_unit "$prog"
+done
+
+for t in ${VALGRIND_RUNTIME_TESTS:-tests/runtime/core_pipeline.sh}; do
+    name=$(basename "$t" .sh) start=$SECONDS
+    export TRIB_WRAPPER="$VALGRIND $flags --log-file=$logs/$name.tributary.%p.vg"
+    if bash "$TRIB_SRCDIR/$t" >"$logs/$name.out" 2>&1; then
+        echo "PASS: $name under valgrind ($((SECONDS - start))s)"
+    else
+        echo "FAIL: $name under valgrind (see $logs/$name.out)"
+        rc=1
+    fi
+done
+
+# Errors and definite leaks in any run, including ones meant to exit nonzero.
+bad=$(grep -l -E "ERROR SUMMARY: [1-9]|definitely lost: [1-9]" "$logs"/*.vg 2>/dev/null)
+if [ -n "$bad" ]; then
+    echo "memcheck reported errors in:"
+    for f in $bad; do echo "  $f"; grep -E "ERROR SUMMARY|definitely lost" "$f" | sed 's/^/    /'; done
+    rc=1
+fi
+[ $rc = 0 ] && echo "check-valgrind: all clean ($(ls "$logs"/*.vg | wc -l) processes checked)"
+exit $rc
