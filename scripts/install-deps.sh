@@ -7,7 +7,7 @@ PKGS="
   libyaml-dev libpq-dev libhiredis-dev librdkafka-dev libpaho-mqtt-dev
   zlib1g-dev libcurl4-openssl-dev libopenblas-dev libpng-dev libmicrohttpd-dev
   postgresql redis-server mosquitto mosquitto-clients kcat curl
-  python3 python3-numpy dataset-fashion-mnist valgrind clang
+  python3 python3-numpy dataset-fashion-mnist valgrind clang libclang-rt-14-dev
 "
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
