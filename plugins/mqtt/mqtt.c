@@ -15,6 +15,11 @@
  * stable across restarts, the same for `tributary run` and `tributary train`
  * of one config (so the trainer finds its sessions), different for two
  * pipelines on one host.  Consumers add "-<group>-<topic>" to it.
+ *
+ * Subscriber sessions.  A broker keeps messages only for sessions that exist
+ * when they are published; the sink therefore creates the sessions of
+ * `subscriber_groups` (default: `group_id`, the group `tributary train`
+ * reads with) before its first publish to each topic (mqtt_session.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +28,7 @@
 #include <unistd.h>
 
 #include "mqtt_int.h"
+#include "mqtt_wire.h"
 
 static const trib_option mqtt_options[] = {
     {"url", TRIB_OPT_STRING, NULL, 1, NULL, "broker address, tcp://host:port", 0},
@@ -37,7 +43,12 @@ static const trib_option mqtt_options[] = {
     {"username", TRIB_OPT_STRING, NULL, 0, NULL, "user name", 0},
     {"password", TRIB_OPT_STRING, NULL, 0, NULL, "password", 1},
     {"group_id", TRIB_OPT_STRING, "tributary", 0, NULL,
-     "consumer: default group; the session's client id is <client_id>-<group>-<topic>", 0},
+     "consumer: default group (`tributary train` reads with it); the session's client id is "
+     "<client_id>-<group>-<topic>", 0},
+    {"subscriber_groups", TRIB_OPT_LIST, NULL, 0, NULL,
+     "sink: groups whose persistent sessions are created (subscribed, nothing consumed) before "
+     "the first publish to a topic, so their consumers get every message (default: [group_id]; "
+     "[] for none)", 0},
     {"session_expiry_s", TRIB_OPT_INT, "86400", 0, NULL,
      "how long the broker keeps a consumer's session (and its queued messages) while away", 0},
     {"idle_eof_ms", TRIB_OPT_INT, "2000", 0, NULL,
@@ -91,6 +102,46 @@ static char *opt_dup(const trib_host *h, const trib_opts *o, const char *name)
     return v ? strdup(v) : NULL;
 }
 
+char *mqtt_session_client_id(const mqtt_inst *in, const char *group, const char *topic)
+{
+    char *id;
+    if (asprintf(&id, "%s-%s-%s", in->conf.client_id, group, topic) < 0) return NULL;
+    for (char *p = id; *p; p++) /* keep ids printable for broker logs */
+        if ((unsigned char)*p < 0x21 || *p == '+' || *p == '#' || *p == '/') *p = '_';
+    return id;
+}
+
+/* subscriber_groups: as given (an empty list turns the feature off), else group_id. */
+static int groups_load(mqtt_inst *in, const trib_opts *o, char *err, size_t errlen)
+{
+    mqtt_conf *c = &in->conf;
+    const char *const *items = NULL;
+    size_t n = in->host->opt_list ? in->host->opt_list(o, "subscriber_groups", &items) : 0;
+    int given = in->host->opt_given && in->host->opt_given(o, "subscriber_groups");
+    const char *const dflt[1] = {c->group_id};
+    if (!given && n == 0) {
+        items = dflt;
+        n = 1;
+    }
+    c->sub_groups = calloc(n ? n : 1, sizeof *c->sub_groups);
+    if (!c->sub_groups) return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i] || !*items[i]) {
+            snprintf(err, errlen, "option 'subscriber_groups': item %zu is empty", i + 1);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(items[i], items[j]) == 0) {
+                snprintf(err, errlen, "option 'subscriber_groups': '%s' is listed twice",
+                         items[i]);
+                return -1;
+            }
+        if (!(c->sub_groups[c->n_sub_groups++] = strdup(items[i])))
+            return snprintf(err, errlen, "out of memory"), -1;
+    }
+    return 0;
+}
+
 /* Read and check the options; 0 or -1 with err filled. */
 static int conf_load(mqtt_inst *in, const trib_opts *o, char *err, size_t errlen)
 {
@@ -118,7 +169,8 @@ static int conf_load(mqtt_inst *in, const trib_opts *o, char *err, size_t errlen
         snprintf(err, errlen, "option 'url' is required");
         return -1;
     }
-    if (strncmp(c->url, "tcp://", 6) != 0 && strncmp(c->url, "mqtt://", 7) != 0) {
+    if ((strncmp(c->url, "tcp://", 6) != 0 && strncmp(c->url, "mqtt://", 7) != 0) ||
+        mqtt_wire_parse_url(c->url, c->host, sizeof c->host, c->port, sizeof c->port) != 0) {
         snprintf(err, errlen, "option 'url': '%s' is not tcp://host:port", c->url);
         return -1;
     }
@@ -140,7 +192,7 @@ static int conf_load(mqtt_inst *in, const trib_opts *o, char *err, size_t errlen
                               "reconnect_max_s must be positive, keepalive_s not negative");
         return -1;
     }
-    return 0;
+    return groups_load(in, o, err, errlen);
 }
 
 void mqtt_connect_opts(const mqtt_inst *in, MQTTAsync_connectOptions *co, MQTTProperties *props)
@@ -180,6 +232,8 @@ static void conf_free(mqtt_conf *c)
     if (c->password) memset(c->password, 0, strlen(c->password));
     free(c->password);
     free(c->group_id);
+    for (size_t i = 0; i < c->n_sub_groups; i++) free(c->sub_groups[i]);
+    free(c->sub_groups);
 }
 
 static void mqtt_destroy(void *p)
@@ -187,6 +241,7 @@ static void mqtt_destroy(void *p)
     mqtt_inst *in = p;
     if (!in) return;
     if (in->sink) mqtt_sink_destroy(in->sink);
+    mqtt_sessions_free(in->sessions);
     pthread_mutex_destroy(&in->lock);
     conf_free(&in->conf);
     free(in);
@@ -203,6 +258,12 @@ static int mqtt_create(trib_ctx *ctx, const trib_host *host, const trib_opts *op
     in->ctx = ctx;
     in->host = host;
     pthread_mutex_init(&in->lock, NULL);
+    in->sessions = mqtt_sessions_new();
+    if (!in->sessions) {
+        snprintf(err, errlen, "out of memory");
+        mqtt_destroy(in);
+        return TRIB_ERR;
+    }
     if (conf_load(in, opts, err, errlen) != 0) {
         mqtt_destroy(in);
         return TRIB_ERR;

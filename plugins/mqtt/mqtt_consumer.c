@@ -22,6 +22,14 @@
  * dies or closes before polling them (close() logs how many).  A bounded read
  * polls until EOF, so nothing is queued when it closes.  commit() is a no-op.
  *
+ * Sessions the consumer finds ready.  The sink creates the session of each
+ * group in `subscriber_groups` (default: `group_id`) before it first publishes
+ * to a topic (mqtt_session.c), so a consumer of such a group — `tributary
+ * train` reads with the default group — gets everything the sink published,
+ * even when it subscribes for the first time after the publishing.  Reading
+ * empties the session: a second reader of the same group gets only newer
+ * messages.
+ *
  * End of data.  MQTT has none.  A bounded read returns TRIB_EOF once no
  * message arrived for idle_eof_ms since the subscription was granted or
  * since the last message, whichever is later.
@@ -313,15 +321,6 @@ static void on_disc_fail5(void *ctx, MQTTAsync_failureData5 *d) { on_disc(ctx, N
 
 /* ----------------------------------------------------------- lifecycle */
 
-static char *session_client_id(const mqtt_inst *in, const char *group, const char *topic)
-{
-    char *id;
-    if (asprintf(&id, "%s-%s-%s", in->conf.client_id, group, topic) < 0) return NULL;
-    for (char *p = id; *p; p++) /* keep ids printable for broker logs */
-        if ((unsigned char)*p < 0x21 || *p == '+' || *p == '#' || *p == '/') *p = '_';
-    return id;
-}
-
 static int connect_and_subscribe(mqtt_consumer *c, char *err, size_t errlen)
 {
     const mqtt_conf *cf = &c->in->conf;
@@ -387,7 +386,7 @@ void *mqtt_consumer_open(void *inst, const char *topic, const trib_consume_opts 
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->topic = strdup(topic);
-    c->client_id = session_client_id(in, o && o->group_id ? o->group_id : in->conf.group_id, topic);
+    c->client_id = mqtt_session_client_id(in, o && o->group_id ? o->group_id : in->conf.group_id, topic);
     if (!c->topic || !c->client_id) {
         snprintf(err, errlen, "out of memory");
         mqtt_consumer_close(c);
@@ -435,7 +434,17 @@ int mqtt_consumer_poll(void *consumer, int timeout_ms, trib_record **out)
         int64_t now = mqtt_now_ms(), wake = deadline;
         if (c->bounded && c->subscribed) {
             int64_t eof_at = c->last_activity_ms + c->in->conf.idle_eof_ms;
-            if (now >= eof_at) { rc = TRIB_EOF; break; }
+            if (now >= eof_at) {
+                if (c->seq == 0) /* the usual reason: the session did not exist yet */
+                    c->in->host->log(c->in->ctx, TRIB_LOG_WARN,
+                                     "session '%s' held no message for '%s': a broker keeps "
+                                     "messages only for sessions that existed when they were "
+                                     "published (the sink creates those of its "
+                                     "subscriber_groups) and delivers each to a session once",
+                                     c->client_id, c->topic);
+                rc = TRIB_EOF;
+                break;
+            }
             if (eof_at < wake) wake = eof_at;
         }
         if (now >= deadline) break; /* timeout: 0 */

@@ -1,9 +1,11 @@
 /*
  * mqtt_int.h — internals shared by the files of the `mqtt` plugin.
  *
- * The plugin is split in four files:
+ * The plugin is split in these files:
  *   mqtt.c          descriptor, option table, instance lifecycle, client ids
  *   mqtt_sink.c     publishing: send/flush/produce, acks on PUBACK, resends
+ *   mqtt_session.c  subscriber sessions created before a topic's first publish
+ *   mqtt_wire.c     the raw-socket client doing that without consuming (mqtt_wire.h)
  *   mqtt_consumer.c subscribing with a persistent session, poll/commit/close
  *   mqtt_codec.c    pure helpers: UTF-8 checks, base64, topic-level escaping,
  *                   record <-> MQTT v5 user properties (unit-tested alone)
@@ -36,9 +38,13 @@ typedef struct mqtt_conf {
     int keepalive_s;
     int connect_timeout_s;
     int reconnect_max_s;
+    char **sub_groups;      /**< subscriber_groups: sessions the sink creates */
+    size_t n_sub_groups;
+    char host[256], port[16]; /**< parsed from url (for the raw session client) */
 } mqtt_conf;
 
 typedef struct mqtt_sink mqtt_sink;
+typedef struct mqtt_sessions mqtt_sessions;
 
 /** One plugin instance. */
 typedef struct mqtt_inst {
@@ -47,6 +53,7 @@ typedef struct mqtt_inst {
     mqtt_conf conf;
     pthread_mutex_t lock;   /**< guards lazy creation of `sink` */
     mqtt_sink *sink;        /**< created on the first send/produce */
+    mqtt_sessions *sessions;/**< topics whose subscriber sessions exist */
 } mqtt_inst;
 
 /* ---- mqtt.c ---- */
@@ -55,6 +62,27 @@ int64_t mqtt_now_ms(void);
 void mqtt_connect_opts(const mqtt_inst *in, MQTTAsync_connectOptions *co, MQTTProperties *props);
 /** One line naming a paho return code. */
 const char *mqtt_strerror(int rc);
+/** Client id of a consumer session: "<client_id>-<group>-<topic>", with
+    control characters, '+', '#' and '/' replaced by '_'.  malloc'd. */
+char *mqtt_session_client_id(const mqtt_inst *in, const char *group, const char *topic);
+
+/* ---- mqtt_session.c ---- */
+mqtt_sessions *mqtt_sessions_new(void);
+void mqtt_sessions_free(mqtt_sessions *ss);
+/**
+ * Before the first publish to `topic`: make sure the persistent session
+ * <client_id>-<group>-<topic> exists and is subscribed to the topic for every
+ * group of subscriber_groups (cached per topic; cheap afterwards).  Retries
+ * with backoff while the broker is unreachable.  deadline_ms: 0 = until it
+ * works or the engine stops, else a mqtt_now_ms() time.  Returns TRIB_OK,
+ * TRIB_STOP (engine stopping), TRIB_RETRY (deadline passed) or TRIB_ERR (the
+ * broker refused: err says why, naming broker, topic and session).
+ */
+int mqtt_sessions_ensure(mqtt_inst *in, const char *topic, int64_t deadline_ms, char *err,
+                         size_t errlen);
+/** The sink reconnected: re-check every topic's sessions before its next publish
+    (the broker may have restarted without persistence).  Never blocks. */
+void mqtt_sessions_invalidate(mqtt_inst *in);
 
 /* ---- mqtt_sink.c ---- */
 int mqtt_sink_send(void *inst, trib_record **recs, size_t n);

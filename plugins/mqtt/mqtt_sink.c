@@ -14,6 +14,10 @@
  * The client keeps its session across reconnects (clean start off), so paho
  * itself also resends in-flight QoS 1/2 messages after a reconnect.
  *
+ * Before a topic's first message, mqtt_session.c makes sure the sessions of
+ * `subscriber_groups` exist (so that their consumers get everything); send()
+ * blocks while it cannot, like it does for back-pressure.
+ *
  * Back-pressure: at most max_inflight trackers exist; send() waits for room,
  * and gives up with TRIB_STOP acks only when the engine is stopping while the
  * broker is unreachable.  No lock is held while calling paho or the host.
@@ -37,11 +41,12 @@ typedef struct mqtt_msg {
 struct mqtt_sink {
     mqtt_inst *in;
     MQTTAsync client;
+    char *client_id;              /* client_id, or "<client_id>-produce" (see sink_get) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     mqtt_msg head;                /* sentinel of the outstanding list */
     size_t n_out;
-    mqtt_msg *retry;
+    mqtt_msg *retry, *retry_tail; /* FIFO of publishes to send again */
     int connected, ever_connected, connecting, closing, disc_done;
     int64_t next_connect_ms;
     int backoff_s;
@@ -127,9 +132,11 @@ static void retry_later(mqtt_msg *m)
     mqtt_sink *s = m->s;
     pthread_mutex_lock(&s->mu);
     int give_up = s->closing || (!s->connected && stopping(s));
-    if (!give_up) {
-        m->rnext = s->retry;
-        s->retry = m;
+    if (!give_up) { /* appended: resent in the order they failed */
+        m->rnext = NULL;
+        if (s->retry_tail) s->retry_tail->rnext = m;
+        else s->retry = m;
+        s->retry_tail = m;
         pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -140,13 +147,13 @@ static void retry_later(mqtt_msg *m)
     if (s->in->host->metric_add) s->in->host->metric_add(s->in->ctx, "mqtt_resends", 1);
 }
 
-/* Publish everything on the retry list (oldest first is not needed: MQTT
-   gives no ordering across a reconnect anyway). */
+/* Publish everything on the retry list, oldest first: records refused before
+   the first CONNACK (a whole snapshot burst) keep their order. */
 static void drain_retries(mqtt_sink *s)
 {
     pthread_mutex_lock(&s->mu);
     mqtt_msg *list = s->connected ? s->retry : NULL;
-    if (list) s->retry = NULL;
+    if (list) s->retry = s->retry_tail = NULL;
     pthread_mutex_unlock(&s->mu);
     while (list) {
         mqtt_msg *m = list;
@@ -184,8 +191,10 @@ static void on_connected(void *ctx, char *cause)
     s->backoff_s = 1;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (!first) /* the broker may have restarted without its sessions */
+        mqtt_sessions_invalidate(s->in);
     s->in->host->log(s->in->ctx, first ? TRIB_LOG_INFO : TRIB_LOG_WARN, "%s to %s as '%s'",
-                     first ? "connected" : "reconnected", s->in->conf.url, s->in->conf.client_id);
+                     first ? "connected" : "reconnected", s->in->conf.url, s->client_id);
     drain_retries(s);
 }
 
@@ -337,25 +346,32 @@ static void tick(mqtt_sink *s)
     if (retries) drain_retries(s);
 }
 
-static mqtt_sink *sink_create(mqtt_inst *in)
+static mqtt_sink *sink_create(mqtt_inst *in, const char *suffix)
 {
     const mqtt_conf *c = &in->conf;
     mqtt_sink *s = calloc(1, sizeof *s);
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     if (!s) return NULL;
+    if (asprintf(&s->client_id, "%s%s", c->client_id, suffix) < 0) {
+        free(s);
+        return NULL;
+    }
     s->in = in;
     s->head.next = s->head.prev = &s->head;
     s->backoff_s = 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     co.MQTTVersion = c->version;
-    co.sendWhileDisconnected = 1;
-    co.allowDisconnectedSendAtAnyTime = 1;
+    /* no paho-side buffering while disconnected: publishes refused then go
+       to our retry list.  paho 1.3.12's offline command buffer races with
+       its reconnect logic (heap-use-after-free seen under ASan). */
+    co.sendWhileDisconnected = 0;
+    co.allowDisconnectedSendAtAnyTime = 0;
     co.maxBufferedMessages = c->max_inflight + 16;
     co.deleteOldestMessages = 0;
     co.restoreMessages = 0;
     co.persistQoS0 = 0;
-    int rc = MQTTAsync_createWithOptions(&s->client, c->url, c->client_id,
+    int rc = MQTTAsync_createWithOptions(&s->client, c->url, s->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc == MQTTASYNC_SUCCESS) rc = MQTTAsync_setCallbacks(s->client, s, on_lost, on_message, NULL);
     if (rc == MQTTASYNC_SUCCESS) rc = MQTTAsync_setConnected(s->client, s, on_connected);
@@ -372,10 +388,18 @@ static mqtt_sink *sink_create(mqtt_inst *in)
     return s;
 }
 
-static mqtt_sink *sink_get(mqtt_inst *in)
+/*
+ * The publishing client, created on first use.  A client id names one
+ * session, and a broker disconnects the older of two connections using it:
+ * `tributary predict` publishing its predictions while `tributary run` of the
+ * same config publishes records would knock each other off forever.  So a
+ * client first needed by produce() (predict) is "<client_id>-produce"; the
+ * pipeline's send() uses client_id itself.
+ */
+static mqtt_sink *sink_get(mqtt_inst *in, const char *suffix)
 {
     pthread_mutex_lock(&in->lock);
-    if (!in->sink) in->sink = sink_create(in);
+    if (!in->sink) in->sink = sink_create(in, suffix);
     mqtt_sink *s = in->sink;
     pthread_mutex_unlock(&in->lock);
     return s;
@@ -408,11 +432,12 @@ void mqtt_sink_destroy(mqtt_sink *s)
     }
     if (s->client) MQTTAsync_destroy(&s->client);
     /* paho calls nothing after destroy: settle what is left */
-    s->retry = NULL;
+    s->retry = s->retry_tail = NULL;
     while (s->head.next != &s->head)
         complete(s->head.next, TRIB_STOP, "not acknowledged by the broker before shutdown");
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
+    free(s->client_id);
     free(s);
 }
 
@@ -448,8 +473,8 @@ static const char *unpublishable(const trib_record *r)
 int mqtt_sink_send(void *inst, trib_record **recs, size_t n)
 {
     mqtt_inst *in = inst;
-    mqtt_sink *s = sink_get(in);
-    char err[300];
+    mqtt_sink *s = sink_get(in, "");
+    char err[700];
     for (size_t i = 0; i < n; i++) {
         const char *why = s ? unpublishable(recs[i]) : "MQTT client could not be created";
         if (why) {
@@ -457,7 +482,13 @@ int mqtt_sink_send(void *inst, trib_record **recs, size_t n)
             in->host->ack(in->ctx, recs[i], TRIB_ERR, err);
             continue;
         }
-        if (wait_room(s, 0) != TRIB_OK) {
+        /* the subscriber sessions must exist before the topic's first message */
+        int ss = mqtt_sessions_ensure(in, recs[i]->topic, 0, err, sizeof err);
+        if (ss == TRIB_ERR) {
+            in->host->ack(in->ctx, recs[i], TRIB_ERR, err);
+            continue;
+        }
+        if (ss != TRIB_OK || wait_room(s, 0) != TRIB_OK) {
             for (size_t j = i; j < n; j++)
                 in->host->ack(in->ctx, recs[j], TRIB_STOP, "engine stopping while the broker "
                                                            "is unreachable");
@@ -499,14 +530,20 @@ int mqtt_sink_flush(void *inst, int timeout_ms)
 int mqtt_sink_produce(void *inst, const trib_record *rec, int timeout_ms)
 {
     mqtt_inst *in = inst;
-    mqtt_sink *s = sink_get(in);
+    mqtt_sink *s = sink_get(in, "-produce");
     const char *why = s ? unpublishable(rec) : "MQTT client could not be created";
     if (why) {
         in->host->log(in->ctx, TRIB_LOG_ERROR, "produce: %s", why);
         return TRIB_ERR;
     }
     int64_t deadline = mqtt_now_ms() + (timeout_ms > 0 ? timeout_ms : 1);
-    int rc = wait_room(s, deadline);
+    char err[600];
+    int rc = mqtt_sessions_ensure(in, rec->topic, deadline, err, sizeof err);
+    if (rc != TRIB_OK) {
+        if (rc == TRIB_ERR) in->host->log(in->ctx, TRIB_LOG_ERROR, "produce: %s", err);
+        return rc;
+    }
+    rc = wait_room(s, deadline);
     trib_record *copy = rc == TRIB_OK ? in->host->record_dup(rec) : NULL;
     mqtt_msg *m = copy ? msg_new(s, copy, 1, 1) : NULL;
     if (!m) {

@@ -1,8 +1,22 @@
 /*
  * train_cmd.c — `tributary train`: read the training topic (bounded, from
  * the beginning) into memory, fit the network for `epochs`, save the model,
- * evaluate on the test topic read as a stream from its beginning by a new
- * consumer group, and, with `online: true`, keep learning from new records.
+ * evaluate on the test topic read from its beginning and then as a stream,
+ * and, with `online: true`, keep learning from new records.
+ *
+ * Which group reads.  The bounded read and the evaluation open their
+ * consumers with group_id NULL, "the broker plugin's default group", because
+ * that is the one name meaning "from the beginning" for every broker:
+ *   kafka  the bounded read assign()s every partition at its start; the
+ *          evaluation subscribes and starts each partition at its beginning
+ *          whatever the group committed (nothing: it never commits);
+ *   redis  XRANGE, resp. a group-less XREAD from 0 (no group left behind);
+ *   mqtt   a broker keeps messages only for sessions that existed when they
+ *          were published: the default group's session is the one the sink
+ *          creates (subscriber_groups) before it first publishes to a topic.
+ *          A new group name per run would be a brand-new, empty session.
+ * Over MQTT reading also empties that session: a second `train` gets only
+ * what was published since (see docs/trainer.md).
  */
 #include "trainer.h"
 
@@ -72,16 +86,13 @@ static void print_confusion(const size_t *cm)
     }
 }
 
-/* Read test_topic from its beginning with a new group; print the results. */
+/* Read test_topic from its beginning, then as a stream; print the results. */
 static int evaluate(trainer *t, const trib_broker *b, nn_work *w)
 {
-    char group[512];
-    snprintf(group, sizeof group, "%s-eval-%lld-%d", t->group_id, (long long)time(NULL),
-             (int)getpid());
     trainer_sub s;
     nn_data d;
     nn_data_init(&d, TRAINER_PIXELS);
-    if (trainer_sub_open(t, &s, b, t->test_topic, group, 1, 0, 0) != 0)
+    if (trainer_sub_open(t, &s, b, t->test_topic, NULL, 1, 0, 0) != 0)
         return -1;
     trainer_reset_bad(t);
     int64_t first = t->stream_timeout_ms > TRAINER_JOIN_GRACE_MS ? t->stream_timeout_ms
@@ -107,11 +118,11 @@ static int evaluate(trainer *t, const trib_broker *b, nn_work *w)
     return rc;
 }
 
-/* Bounded read of the training topic; 0 or -1. */
-static int load_training(trainer *t, const trib_broker *b, const char *group, nn_data *d)
+/* Bounded read of the training topic (the broker's default group); 0 or -1. */
+static int load_training(trainer *t, const trib_broker *b, nn_data *d)
 {
     trainer_sub s;
-    if (trainer_sub_open(t, &s, b, t->train_topic, group, 1, 1, 0) != 0)
+    if (trainer_sub_open(t, &s, b, t->train_topic, NULL, 1, 1, 0) != 0)
         return -1;
     trainer_reset_bad(t);
     double t0 = nn_now();
@@ -148,14 +159,14 @@ int trainer_train(void *inst, const trib_broker *broker)
     memset(&net, 0, sizeof net);
     memset(&w, 0, sizeof w);
     /*
-     * Online: subscribe (a new group positioned at the end) BEFORE the
+     * Online: subscribe (a new group of this run, positioned at the end) BEFORE the
      * bounded read, so that records arriving while we read and fit are
      * waiting for the online loop instead of being missed.  A record
      * produced between the two opens may be seen twice (at least once).
      */
     if (t->online && trainer_sub_open(t, &live, broker, t->train_topic, group, 0, 0, 1) != 0)
         goto out;
-    if (load_training(t, broker, group, &d) != 0)
+    if (load_training(t, broker, &d) != 0)
         goto out;
     nn_hparams_default(&hp);
     hp.lr = (float)t->lr;

@@ -23,7 +23,7 @@ static const trib_option trainer_options[] = {
     {"seed", TRIB_OPT_INT, NULL, 0, NULL, "random seed for a reproducible run (default: random)", 0},
     {"stream_timeout_ms", TRIB_OPT_INT, "9000", 0, NULL, "evaluation ends after this long without new test records", 0},
     {"format", TRIB_OPT_ENUM, "auto", 0, "auto|csv|raw", "pixel encoding of record values (auto: 784 bytes = raw, else CSV)", 0},
-    {"group_id", TRIB_OPT_STRING, "tributary-trainer", 0, NULL, "prefix of the consumer groups used", 0},
+    {"group_id", TRIB_OPT_STRING, "tributary-trainer", 0, NULL, "prefix of the consumer groups of predict (<group_id>-predict) and online learning; train and evaluation read with the broker's default group", 0},
     {"online", TRIB_OPT_BOOL, "false", 0, NULL, "after the first fit keep learning from new training records", 0},
     {"checkpoint_every", TRIB_OPT_INT, "1000", 0, NULL, "online: save the model every N new records", 0},
     {"kernels", TRIB_OPT_ENUM, "auto", 0, "auto|blas|own", "dense algebra: OpenBLAS or our sparse kernels (auto: the benchmark's winner)", 0},

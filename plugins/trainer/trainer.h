@@ -75,7 +75,7 @@ int trainer_read_all(trainer *t, trainer_sub *s, int64_t first_idle_ms, int64_t 
                      int commit, nn_data *d);
 
 /*
- * A new consumer group may need seconds before it receives anything (Kafka's
+ * A consumer group may need seconds before it receives anything (Kafka's
  * group join and rebalance): the evaluation stream waits at least this long
  * for its first record, then stream_timeout_ms between records.
  */

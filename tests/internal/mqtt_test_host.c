@@ -20,6 +20,8 @@ struct trib_opts {
     int n;
     char *key[TH_MAX_OPTS], *val[TH_MAX_OPTS];
     int given[TH_MAX_OPTS];
+    char **list[TH_MAX_OPTS];   /* LIST options: the value split at commas */
+    size_t nlist[TH_MAX_OPTS];
     const trib_option *table;
 };
 
@@ -65,7 +67,24 @@ static int o_bool(const trib_opts *o, const char *n)
     const char *v = o_lookup(o, n);
     return v && (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"));
 }
-static size_t o_list(const trib_opts *o, const char *n, const char *const **items) { return 0; }
+/* "a,b" is a two-item list, "" an empty one (like the core's defaults). */
+static size_t o_list(const trib_opts *o, const char *n, const char *const **items)
+{
+    trib_opts *m = (trib_opts *)o; /* split lazily, kept until the next th_create */
+    for (int i = 0; i < o->n; i++) {
+        if (strcmp(o->key[i], n) != 0) continue;
+        if (!m->list[i]) {
+            m->list[i] = calloc(strlen(o->val[i]) + 1, sizeof(char *));
+            char *save = NULL, *copy = strdup(o->val[i]);
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                m->list[i][m->nlist[i]++] = strdup(t);
+            free(copy);
+        }
+        *items = (const char *const *)m->list[i];
+        return m->nlist[i];
+    }
+    return 0;
+}
 static size_t o_map(const trib_opts *o, const char *n, const char *const **k,
                     const char *const **v) { return 0; }
 static int o_given(const trib_opts *o, const char *n)
@@ -246,6 +265,8 @@ void *th_create(th_host *th, const char *const *kv)
     for (int i = 0; i < o.n; i++) {
         free(o.key[i]);
         free(o.val[i]);
+        for (size_t j = 0; j < o.nlist[i]; j++) free(o.list[i][j]);
+        free(o.list[i]);
     }
     memset(&o, 0, sizeof o);
     for (const trib_option *op = th->plugin->options; op->name && o.n < TH_MAX_OPTS; op++) {

@@ -212,6 +212,8 @@ static void *c_open(void *inst, const char *topic, const trib_consume_opts *o, c
     c->end = t->n;
     c->bounded = o->bounded;
     snprintf(b->last_group, sizeof b->last_group, "%s", o->group_id ? o->group_id : "");
+    if (b->nopens < 8)
+        snprintf(b->groups[b->nopens++], sizeof b->groups[0], "%s", o->group_id ? o->group_id : "-");
     return c;
 }
 

@@ -35,7 +35,9 @@ struct fake_broker {
     int ntopics;
     struct trib_ctx *ctx;
     int commits;
-    char last_group[256];
+    char last_group[256];     /* "" for group_id NULL (the broker's default) */
+    char groups[8][64];       /* group of each open, in order ("-" for NULL) */
+    int nopens;
     fake_idle_fn on_idle;
     void *user;
 };

@@ -56,4 +56,5 @@ def main():
     print("model file check: %d predictions reproduced from the saved model (accuracy %.3f)"
           % (n, agree / max(n, 1)))
 
-main()
+if __name__ == "__main__":  # trainer_mqtt.sh imports load() and probs()
+    main()
