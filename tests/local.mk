@@ -31,10 +31,10 @@ if ENABLE_REDIS
 TESTS += tests/runtime/brokers_redis.sh
 endif
 if ENABLE_KAFKA
-TESTS += tests/runtime/brokers_kafka.sh
+TESTS += tests/runtime/brokers_kafka.sh tests/runtime/crash_recovery_kafka.sh
 endif
 if ENABLE_MQTT
-TESTS += tests/runtime/brokers_mqtt.sh
+TESTS += tests/runtime/brokers_mqtt.sh tests/runtime/crash_recovery_mqtt.sh
 endif
 endif
 
