@@ -9,6 +9,14 @@
 #             (no capture, no transform).
 # Usage: bench/snapshot_bench.sh [ROWS] [BROKERS...]   (default 60000 redis kafka mqtt)
 # Run from a built tree.  Prints rows/s and ratios; not part of `make check`.
+#
+# Both sides are checked to have really landed on the broker: XLEN of both
+# streams; every Kafka message consumed back with kcat (the mock keeps only
+# ~5 MB per partition and silently drops older message sets, so both
+# producers spread messages with the random partitioner over 32 partitions
+# instead of hashing the label into at most 10 of them); for MQTT an offline
+# persistent session per topic, created before publishing and read back
+# afterwards.
 set -eu
 ROWS=${1:-60000}; shift || true
 BROKERS=${*:-redis kafka mqtt}
@@ -47,13 +55,26 @@ t0=$(now); psql_q -c "COPY mnist_train TO STDOUT" >/dev/null; t1=$(now)
 floor=$(rate "$ROWS" "$t0" "$t1")
 echo "floor: COPY mnist_train TO STDOUT: $ROWS rows in $(secs "$t0" "$t1") s = $floor rows/s"
 
-slot_n=0
+# Extra sink options of the bench (only here; conf/ stays as shipped).
+sink_extra() {
+    case $1 in
+    kafka) printf '    kafka:\n      partitioner: random\n' ;;
+    mqtt) # the bench's own verification session is the only subscriber session
+        if "$TRIB_BUILDDIR/tributary" plugins mqtt 2>/dev/null | grep -q subscriber_groups; then
+            printf '    subscriber_groups: []\n'
+        fi ;;
+    esac
+}
+
 run_tributary() { # run_tributary BROKER → prints rows/s of the snapshot
-    local broker=$1 mport; mport=$(free_port); slot_n=$((slot_n + 1))
+    # runs in $(...): its own slot per broker, not a counter that would not survive
+    local broker=$1 mport; mport=$(free_port)
     sed -e "s/tables: \[public.mnist_train, public.mnist_test\]/tables: [public.mnist_train]/" \
-        "$top/conf/mnist-$broker.yaml" >"$T/$broker.yaml"
+        "$top/conf/mnist-$broker.yaml" | awk -v extra="$(sink_extra "$broker")" \
+        '{ print } $0 == "  sink:" { insink = 1 } insink && /^    plugin: / { if (extra != "") print extra; insink = 0 }' \
+        >"$T/$broker.yaml"
     printf 'metrics:\n  listen: 127.0.0.1:%s\nstatus_interval_ms: 0\nbatch_size: 1024\n' "$mport" >>"$T/$broker.yaml"
-    TRIB_STATE=$T/state-$broker TRIB_SLOT=bench$slot_n TRIB_PUBLICATION=bench$slot_n \
+    TRIB_STATE=$T/state-$broker TRIB_SLOT=bench_$broker TRIB_PUBLICATION=bench_$broker \
         "$TRIB_BUILDDIR/tributary" run "$T/$broker.yaml" 2>"$T/$broker.log" &
     local pid=$! t0 t1 d=0
     _pids="$_pids $pid"
@@ -69,6 +90,22 @@ run_tributary() { # run_tributary BROKER → prints rows/s of the snapshot
     rate "$ROWS" "$t0" "$t1"
 }
 
+# Messages the broker really holds, per topic.
+kafka_count() {
+    kcat -C -b "$KAFKA_BOOTSTRAP" -t "$1" -o beginning -e -q -f '%o\n' | wc -l
+}
+mqtt_session() { # mqtt_session TOPIC [COUNT]: create (no COUNT) or drain the offline session
+    if [ $# -eq 1 ]; then
+        mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V 5 -q 1 -c -x 3600 -i "bench-$1" -t "$1" -E
+    else
+        timeout 120 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -V 5 -q 1 -c -x 3600 -i "bench-$1" \
+            -t "$1" -C "$2" -W 60 -F '%t' | wc -l
+    fi
+}
+check_count() { # check_count WHAT HAVE
+    [ "$2" -eq "$ROWS" ] || fail "$1: the broker holds $2 of $ROWS messages"
+}
+
 for b in $BROKERS; do
     case $b in
     redis)
@@ -76,17 +113,20 @@ for b in $BROKERS; do
         cli_t0=$(now); rcli --pipe <"$T/redis.resp" >/dev/null; cli_t1=$(now)
         cli="redis-cli --pipe" ;;
     kafka)
-        "$TRIB_BUILDDIR/tests/kafka_mock" --topic tf.public.mnist_train:16 --topic bench.cli:16 \
+        "$TRIB_BUILDDIR/tests/kafka_mock" --topic tf.public.mnist_train:32 --topic bench.cli:32 \
             >"$T/kafka.addr" 2>"$T/kafka.log" &
         _pids="$_pids $!"
         wait_for 10 test -s "$T/kafka.addr"
         export KAFKA_BOOTSTRAP; KAFKA_BOOTSTRAP=$(head -n1 "$T/kafka.addr")
         cli_t0=$(now)
-        kcat -P -b "$KAFKA_BOOTSTRAP" -t bench.cli -K '\t' -z lz4 -X acks=all -l "$T/msgs.tsv"
+        kcat -P -b "$KAFKA_BOOTSTRAP" -t bench.cli -K '\t' -z lz4 -X acks=all \
+            -X enable.idempotence=true -X partitioner=random -l "$T/msgs.tsv"
         cli_t1=$(now)
         cli="kcat -P" ;;
     mqtt)
         start_mosquitto
+        mqtt_session bench.cli
+        mqtt_session tf.public.mnist_train
         cli_t0=$(now)
         mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -V 5 -q 1 -t bench.cli -l <"$T/vals.txt"
         cli_t1=$(now)
@@ -94,7 +134,19 @@ for b in $BROKERS; do
     *) fail "unknown broker $b" ;;
     esac
     clirate=$(rate "$ROWS" "$cli_t0" "$cli_t1")
-    ours=$(rate "$ROWS" 0 1 >/dev/null; run_tributary "$b")
+    ours=$(run_tributary "$b")
+    case $b in
+    redis)
+        check_count "redis-cli --pipe (XLEN bench.cli)" "$(rcli XLEN bench.cli)"
+        check_count "tributary (XLEN tf.public.mnist_train)" "$(rcli XLEN tf.public.mnist_train)" ;;
+    kafka)
+        check_count "kcat -P (bench.cli)" "$(kafka_count bench.cli)"
+        check_count "tributary (tf.public.mnist_train)" "$(kafka_count tf.public.mnist_train)" ;;
+    mqtt)
+        check_count "mosquitto_pub (bench.cli)" "$(mqtt_session bench.cli "$ROWS")"
+        check_count "tributary (tf.public.mnist_train)" \
+            "$(mqtt_session tf.public.mnist_train "$ROWS")" ;;
+    esac
     python3 - "$b" "$ours" "$clirate" "$floor" "$cli" <<'PY'
 import sys
 b, ours, cli, floor, tool = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]

@@ -35,6 +35,9 @@ typedef struct kafka_inst {
     int poller_running;
     atomic_int poller_stop;
     atomic_llong outstanding;  /* records handed to librdkafka, not yet acked */
+    char **warm_topics;        /* topics whose metadata send() asked for (kafka_sink.c) */
+    size_t n_warm;
+    const char *last_topic;    /* the last record's topic (one of warm_topics) */
 
     /* consumer side: produce() uses its own handle, created on first use */
     pthread_mutex_t produce_lock;

@@ -19,6 +19,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,6 +29,10 @@
 #define KAFKA_QFULL_POLL_MS 20
 /* How long destroy() waits for purged messages' delivery reports. */
 #define KAFKA_PURGE_WAIT_MS 5000
+/* How long send() waits for a new topic's metadata, and how many topics it
+   remembers having asked for. */
+#define KAFKA_META_WAIT_MS 1000
+#define KAFKA_WARM_MAX 1024
 
 /* ---- delivery reports ---------------------------------------------- */
 
@@ -155,6 +160,12 @@ static void kafka_sink_purge(kafka_inst *ki)
 
 void kafka_sink_destroy(kafka_inst *ki)
 {
+    for (size_t i = 0; i < ki->n_warm; i++)
+        free(ki->warm_topics[i]);
+    free(ki->warm_topics);
+    ki->warm_topics = NULL;
+    ki->n_warm = 0;
+    ki->last_topic = NULL;
     if (ki->pconf) {
         rd_kafka_conf_destroy(ki->pconf);
         ki->pconf = NULL;
@@ -203,6 +214,44 @@ static int kafka_fail_record(kafka_inst *ki, trib_record *rec, const char *why)
 }
 
 /*
+ * A topic that first appears after the producer connected is only looked up
+ * by librdkafka's periodic metadata refresh (about a second later); until
+ * then all its messages wait unpartitioned, and a snapshot stalls.  So ask
+ * for a new topic's metadata once, right away (bounded wait; if the broker
+ * is unreachable, librdkafka keeps retrying on its own as before).
+ */
+static void kafka_topic_warm(kafka_inst *ki, const char *topic)
+{
+    if (ki->last_topic && strcmp(ki->last_topic, topic) == 0)
+        return;
+    for (size_t i = 0; i < ki->n_warm; i++)
+        if (strcmp(ki->warm_topics[i], topic) == 0) {
+            ki->last_topic = ki->warm_topics[i];
+            return;
+        }
+    if (ki->n_warm < KAFKA_WARM_MAX) {
+        char *copy = strdup(topic);
+        char **grown = realloc(ki->warm_topics, (ki->n_warm + 1) * sizeof *grown);
+        if (grown)
+            ki->warm_topics = grown;
+        if (!copy || !grown) {
+            free(copy);
+            return;
+        }
+        ki->warm_topics[ki->n_warm++] = copy;
+        ki->last_topic = copy;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ki->producer, topic, NULL);
+    if (!rkt)
+        return;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(ki->producer, 0, rkt, &md, KAFKA_META_WAIT_MS) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+}
+
+/*
  * Hand one record to librdkafka.  TRIB_OK: queued (acked later from its
  * delivery report); TRIB_ERR: acked as failed; TRIB_STOP: not queued
  * because the engine is stopping (the caller acks it).
@@ -211,6 +260,7 @@ static int kafka_produce_one(kafka_inst *ki, trib_record *rec, int *warned)
 {
     if (!rec->topic || !*rec->topic)
         return kafka_fail_record(ki, rec, "record has no topic");
+    kafka_topic_warm(ki, rec->topic);
     rd_kafka_headers_t *hdrs = kafka_headers(rec);
     const void *key = rec->key.set || rec->key.data ? rec->key.data : NULL;
     const void *val = rec->value.set || rec->value.data ? rec->value.data : NULL;

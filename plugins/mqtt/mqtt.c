@@ -38,8 +38,9 @@ static const trib_option mqtt_options[] = {
     {"mqtt_version", TRIB_OPT_ENUM, "5", 0, "5|3.1.1", "protocol version", 0},
     {"key_in_topic", TRIB_OPT_BOOL, "false", 0, NULL,
      "publish to <topic>/<escaped key> (for 3.1.1, which has no user properties)", 0},
-    {"max_inflight", TRIB_OPT_INT, "1000", 0, NULL,
-     "unacknowledged messages (also buffered while disconnected) before send blocks", 0},
+    {"max_inflight", TRIB_OPT_INT, "200", 0, NULL,
+     "unacknowledged messages (also buffered while disconnected) before send blocks; paho's "
+     "cost per message grows with it (1000 publishes ~30% slower than 200)", 0},
     {"username", TRIB_OPT_STRING, NULL, 0, NULL, "user name", 0},
     {"password", TRIB_OPT_STRING, NULL, 0, NULL, "password", 1},
     {"group_id", TRIB_OPT_STRING, "tributary", 0, NULL,

@@ -95,6 +95,8 @@ typedef struct pg_src {
     FILE *capture;
     int closed;
     char errbuf[512];
+    char *bytea_buf;       /* scratch for decoding bytea hex (source thread only) */
+    size_t bytea_cap;
 } pg_src;
 
 /* pg_catalog.c */

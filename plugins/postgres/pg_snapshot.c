@@ -47,16 +47,22 @@ int pg_add_value(pg_src *s, trib_row *row, const pg_col *c, trib_val_kind kind, 
                  size_t len)
 {
     if (kind == TRIB_VAL_TEXT && c->type_oid == TRIB_OID_BYTEA) {
-        char *raw = malloc(len / 2 + 1);
+        /* decoded into a reusable buffer: field_add copies it anyway */
+        if (len / 2 + 1 > s->bytea_cap) {
+            char *nb = realloc(s->bytea_buf, len / 2 + 1);
+            if (!nb) {
+                snprintf(s->errbuf, sizeof s->errbuf, "out of memory for a %zu-byte bytea",
+                         len / 2);
+                return TRIB_ERR;
+            }
+            s->bytea_buf = nb;
+            s->bytea_cap = len / 2 + 1;
+        }
         size_t n = 0;
-        int rc = TRIB_ERR;
-        if (!raw)
-            snprintf(s->errbuf, sizeof s->errbuf, "out of memory for a %zu-byte bytea", len / 2);
-        else if (pgt_bytea_hex(data, len, raw, &n, s->errbuf, sizeof s->errbuf) == 0)
-            rc = s->host->field_add(row, c->name, c->type_oid, c->type_mod, TRIB_VAL_BINARY, raw,
-                                    n, c->is_key);
-        free(raw);
-        return rc;
+        if (pgt_bytea_hex(data, len, s->bytea_buf, &n, s->errbuf, sizeof s->errbuf) != 0)
+            return TRIB_ERR;
+        return s->host->field_add(row, c->name, c->type_oid, c->type_mod, TRIB_VAL_BINARY,
+                                  s->bytea_buf, n, c->is_key);
     }
     if (kind == TRIB_VAL_NULL || kind == TRIB_VAL_UNCHANGED)
         data = NULL, len = 0;

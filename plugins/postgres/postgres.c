@@ -306,6 +306,7 @@ static void pg_destroy(void *inst)
     pg_rels_free(s);
     tables_free(s);
     free(s->conn_desc);
+    free(s->bytea_buf);
     free(s->dbname);
     free(s->state_path);
     free(s);

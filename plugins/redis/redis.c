@@ -91,6 +91,7 @@ static void redis_destroy(void *inst)
     if (!ri)
         return;
     redis_conn_close(&ri->sink);
+    free(ri->wbuf);
     redis_url_free(&ri->cfg.url);
     free(ri->group_id);
     free(ri->consumer_name);

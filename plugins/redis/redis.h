@@ -95,8 +95,10 @@ typedef struct redis_inst {
     char *group_id;       /**< default consumer group */
     char *consumer_name;  /**< consumer name inside the group */
     int read_count;       /**< COUNT per read */
-    pthread_mutex_t lock; /**< guards sink (send/flush/produce) */
+    pthread_mutex_t lock; /**< guards sink (send/flush/produce) and wbuf */
     redis_conn sink;
+    char *wbuf;           /**< sink: RESP commands formatted, not yet written */
+    size_t wcap;
 } redis_inst;
 
 /* ---- redis_sink.c --------------------------------------------------------- */

@@ -7,32 +7,47 @@
  * (its transaction's commit LSN, when known), `snapshot` ("true", or "last"
  * for the snapshot's last row) and the record's headers.
  *
- * send() is synchronous: it writes every XADD of the batch, then reads the
- * replies in order and acknowledges each record (an ID: TRIB_OK; an error
- * reply: TRIB_ERR naming the stream and Redis' message).  When the connection
- * breaks, the records whose replies were not read are resent on a new
- * connection (so only those can be duplicated); while Redis is unreachable
- * send() blocks, which back-pressures the engine, until it comes back or the
- * engine stops (remaining records are then acked TRIB_STOP and replayed by
- * the source on restart).  Since send() acks everything before it returns,
- * flush() has nothing to wait for.
+ * send() is synchronous: it formats the batch's XADDs as RESP straight into
+ * one reusable buffer (a bounded window ahead of the socket), writes it
+ * without blocking and reads the replies while it is still writing, so Redis
+ * works on the batch while the rest of it is being sent.  Replies come in
+ * order; each acknowledges its record (an ID: TRIB_OK; an error reply:
+ * TRIB_ERR naming the stream and Redis' message).  When the connection
+ * breaks or stays silent for command_timeout_ms, the records whose replies
+ * were not read are resent on a new connection (so only those can be
+ * duplicated); while Redis is unreachable send() blocks, which
+ * back-pressures the engine, until it comes back or the engine stops
+ * (remaining records are then acked TRIB_STOP and replayed by the source on
+ * restart).  Since send() acks everything before it returns, flush() has
+ * nothing to wait for.
  */
 #include "redis.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
-/* One XADD's arguments; string storage for the numbers lives here. */
-typedef struct xadd_cmd {
-    int argc;
-    const char **argv;
-    size_t *argvlen;
+/* How far formatting may run ahead of the socket, and one read's size. */
+#define WINDOW_BYTES (256 * 1024)
+#define READ_BYTES (64 * 1024)
+
+/* A RESP encoder: counts (buf == NULL) or writes at buf + len. */
+typedef struct resp {
+    char *buf;
+    size_t len;
+    int nargs;
+} resp;
+
+/* The numbers an XADD carries, formatted once per record. */
+typedef struct xadd_nums {
     char maxlen[24];
     char lsn[24];
     char commit_lsn[24];
-} xadd_cmd;
+} xadd_nums;
 
 static int reserved_field(const char *name)
 {
@@ -44,35 +59,52 @@ static int reserved_field(const char *name)
     return 0;
 }
 
-static void arg(xadd_cmd *c, const char *s, size_t len)
+static char *put_uint(char *o, uint64_t v)
 {
-    c->argv[c->argc] = s;
-    c->argvlen[c->argc] = len;
-    c->argc++;
+    char tmp[24];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
 }
 
-static void arg_str(xadd_cmd *c, const char *s)
+static void arg(resp *w, const char *s, size_t len)
 {
-    arg(c, s, strlen(s));
+    w->nargs++;
+    if (!w->buf) {
+        w->len += len + 25; /* '$', up to 20 digits, two CRLFs */
+        return;
+    }
+    char *o = w->buf + w->len;
+    *o++ = '$';
+    o = put_uint(o, len);
+    *o++ = '\r';
+    *o++ = '\n';
+    if (len)
+        memcpy(o, s, len);
+    o += len;
+    *o++ = '\r';
+    *o++ = '\n';
+    w->len = (size_t)(o - w->buf);
 }
 
-static void pair(xadd_cmd *c, const char *name, const char *v, size_t len)
+static void arg_str(resp *w, const char *s)
 {
-    arg_str(c, name);
-    arg(c, v ? v : "", v ? len : 0);
+    arg(w, s, strlen(s));
 }
 
-static void pair_str(xadd_cmd *c, const char *name, const char *v)
+static void pair(resp *w, const char *name, const char *v, size_t len)
 {
-    pair(c, name, v, strlen(v));
+    arg_str(w, name);
+    arg(w, v ? v : "", v ? len : 0);
 }
 
-static void xadd_free(xadd_cmd *c)
+static void pair_str(resp *w, const char *name, const char *v)
 {
-    free(c->argv);
-    free(c->argvlen);
-    c->argv = NULL;
-    c->argvlen = NULL;
+    pair(w, name, v, strlen(v));
 }
 
 /* An LSN as Postgres prints it: "16/B374D848". */
@@ -81,62 +113,79 @@ static void lsn_str(uint64_t lsn, char *buf, size_t len)
     snprintf(buf, len, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
 }
 
-/* Build XADD <topic> [MAXLEN ~ N] * field value ...  TRIB_ERR on ENOMEM. */
-static int xadd_build(const redis_inst *ri, const trib_record *rec, xadd_cmd *c)
+static void xadd_nums_fill(const redis_inst *ri, const trib_record *rec, xadd_nums *nm)
 {
-    size_t max = 6 + 2 * (6 + rec->nheaders);
-    memset(c, 0, sizeof *c);
-    c->argv = calloc(max, sizeof *c->argv);
-    c->argvlen = calloc(max, sizeof *c->argvlen);
-    if (!c->argv || !c->argvlen) {
-        xadd_free(c);
-        return TRIB_ERR;
-    }
-    arg_str(c, "XADD");
-    arg_str(c, rec->topic);
-    if (ri->maxlen > 0) {
-        snprintf(c->maxlen, sizeof c->maxlen, "%" PRId64, ri->maxlen);
-        arg_str(c, "MAXLEN");
-        arg_str(c, "~");
-        arg_str(c, c->maxlen);
-    }
-    arg_str(c, "*");
-    int first_field = c->argc;
-    if (rec->key.set)
-        pair(c, "key", rec->key.data, rec->key.len);
-    if (rec->value.set)
-        pair(c, "value", rec->value.data, rec->value.len);
+    nm->maxlen[0] = nm->lsn[0] = nm->commit_lsn[0] = '\0';
+    if (ri->maxlen > 0)
+        snprintf(nm->maxlen, sizeof nm->maxlen, "%" PRId64, ri->maxlen);
     if (rec->op) {
-        pair(c, "op", &rec->op, 1);
-        lsn_str(rec->src.lsn, c->lsn, sizeof c->lsn);
-        pair_str(c, "lsn", c->lsn);
+        lsn_str(rec->src.lsn, nm->lsn, sizeof nm->lsn);
+        if (rec->src.commit_lsn)
+            lsn_str(rec->src.commit_lsn, nm->commit_lsn, sizeof nm->commit_lsn);
     }
-    if (rec->op && rec->src.commit_lsn) {
-        lsn_str(rec->src.commit_lsn, c->commit_lsn, sizeof c->commit_lsn);
-        pair_str(c, "commit_lsn", c->commit_lsn);
+}
+
+/* The arguments of XADD <topic> [MAXLEN ~ N] * field value ... */
+static void xadd_args(const redis_inst *ri, const trib_record *rec, const xadd_nums *nm, resp *w)
+{
+    arg_str(w, "XADD");
+    arg_str(w, rec->topic);
+    if (ri->maxlen > 0) {
+        arg_str(w, "MAXLEN");
+        arg_str(w, "~");
+        arg_str(w, nm->maxlen);
+    }
+    arg_str(w, "*");
+    int first_field = w->nargs;
+    if (rec->key.set)
+        pair(w, "key", rec->key.data, rec->key.len);
+    if (rec->value.set)
+        pair(w, "value", rec->value.data, rec->value.len);
+    if (rec->op) {
+        pair(w, "op", &rec->op, 1);
+        pair_str(w, "lsn", nm->lsn);
+        if (rec->src.commit_lsn)
+            pair_str(w, "commit_lsn", nm->commit_lsn);
     }
     if (rec->src.snapshot)
-        pair_str(c, "snapshot", rec->src.snapshot == 2 ? "last" : "true");
+        pair_str(w, "snapshot", rec->src.snapshot == 2 ? "last" : "true");
     for (size_t i = 0; i < rec->nheaders; i++) {
         const trib_header *h = &rec->headers[i];
         if (!h->name || reserved_field(h->name))
             continue;
-        pair(c, h->name, h->value, h->len);
+        pair(w, h->name, h->value, h->len);
     }
-    if (c->argc == first_field) /* XADD needs at least one field */
-        pair(c, "value", "", 0);
-    return TRIB_OK;
+    if (w->nargs == first_field) /* XADD needs at least one field */
+        pair(w, "value", "", 0);
 }
 
-/* Append one XADD to the connection's output buffer. */
-static int xadd_append(redis_inst *ri, const trib_record *rec)
+/* Append one XADD in RESP to ri->wbuf at *len.  TRIB_ERR on ENOMEM. */
+static int xadd_format(redis_inst *ri, const trib_record *rec, size_t *len)
 {
-    xadd_cmd c;
-    if (xadd_build(ri, rec, &c) != TRIB_OK)
-        return TRIB_ERR;
-    int ret = redisAppendCommandArgv(ri->sink.c, c.argc, c.argv, c.argvlen);
-    xadd_free(&c);
-    return ret == REDIS_OK ? TRIB_OK : TRIB_ERR;
+    xadd_nums nm;
+    xadd_nums_fill(ri, rec, &nm);
+    resp count = {NULL, 0, 0};
+    xadd_args(ri, rec, &nm, &count);
+    size_t need = *len + count.len + 32;
+    if (need > ri->wcap) {
+        size_t cap = ri->wcap ? ri->wcap * 2 : WINDOW_BYTES * 2;
+        while (cap < need)
+            cap *= 2;
+        char *nb = realloc(ri->wbuf, cap);
+        if (!nb)
+            return TRIB_ERR;
+        ri->wbuf = nb;
+        ri->wcap = cap;
+    }
+    char *o = ri->wbuf + *len;
+    *o++ = '*';
+    o = put_uint(o, (uint64_t)count.nargs);
+    *o++ = '\r';
+    *o++ = '\n';
+    resp w = {ri->wbuf, (size_t)(o - ri->wbuf), 0};
+    xadd_args(ri, rec, &nm, &w);
+    *len = w.len;
+    return TRIB_OK;
 }
 
 static void ack_err(redis_inst *ri, trib_record *rec, const char *what)
@@ -166,32 +215,149 @@ static int handle_reply(redis_inst *ri, trib_record *rec, redisReply *r)
     return 1;
 }
 
+/* The state of one round of pipelined XADDs over todo[0..n). */
+typedef struct round {
+    trib_record **recs;
+    size_t *todo;
+    size_t n;        /* records in this round */
+    size_t fmt;      /* todo[0..fmt) are formatted (written or in wbuf) */
+    size_t nread;    /* todo[0..nread) got their reply */
+    size_t keep;     /* todo[0..keep) must be sent again (transient errors) */
+    size_t woff, wlen; /* ri->wbuf[woff..wlen) is still to be written */
+    const char *lost; /* why the connection is unusable, or NULL */
+} round;
+
+/* Format records until the unwritten window is full; ENOMEM fails the rest. */
+static void round_fill(redis_inst *ri, round *rd)
+{
+    if (rd->woff == rd->wlen) {
+        rd->woff = rd->wlen = 0;
+    } else if (rd->woff >= rd->wlen - rd->woff) { /* keep the buffer bounded */
+        memmove(ri->wbuf, ri->wbuf + rd->woff, rd->wlen - rd->woff);
+        rd->wlen -= rd->woff;
+        rd->woff = 0;
+    }
+    while (rd->fmt < rd->n && rd->wlen - rd->woff < WINDOW_BYTES) {
+        if (xadd_format(ri, rd->recs[rd->todo[rd->fmt]], &rd->wlen) != TRIB_OK) {
+            for (size_t i = rd->fmt; i < rd->n; i++)
+                ack_err(ri, rd->recs[rd->todo[i]], "out of memory building the command");
+            rd->n = rd->fmt;
+            break;
+        }
+        rd->fmt++;
+    }
+}
+
+/* Write what the socket takes now.  1: progress, 0: none, -1: lost. */
+static int round_write(redis_inst *ri, round *rd)
+{
+    ssize_t k = send(ri->sink.c->fd, ri->wbuf + rd->woff, rd->wlen - rd->woff,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (k > 0) {
+        rd->woff += (size_t)k;
+        return 1;
+    }
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    rd->lost = k < 0 ? strerror(errno) : "write returned 0";
+    return -1;
+}
+
+/* Read what has arrived and settle the records of complete replies. */
+static int round_read(redis_inst *ri, round *rd)
+{
+    redisContext *c = ri->sink.c;
+    char buf[READ_BYTES];
+    ssize_t k = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (k == 0) {
+        rd->lost = "connection closed by the server";
+        return -1;
+    }
+    if (k < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return 0;
+        rd->lost = strerror(errno);
+        return -1;
+    }
+    if (redisReaderFeed(c->reader, buf, (size_t)k) != REDIS_OK) {
+        rd->lost = "out of memory reading replies";
+        return -1;
+    }
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
+            rd->lost = "protocol error in a reply";
+            return -1;
+        }
+        if (!reply)
+            return 1;
+        if (rd->nread >= rd->fmt) { /* a reply to nothing we sent */
+            freeReplyObject(reply);
+            rd->lost = "unexpected reply";
+            return -1;
+        }
+        size_t t = rd->todo[rd->nread++];
+        if (!handle_reply(ri, rd->recs[t], reply))
+            rd->todo[rd->keep++] = t;
+        freeReplyObject(reply);
+    }
+}
+
+/* Wait for the socket; write and read.  TRIB_OK or TRIB_ERR (lost). */
+static int round_step(redis_inst *ri, round *rd, uint64_t *idle_since)
+{
+    int timeout = ri->cfg.command_timeout_ms;
+    int left = (int)((int64_t)*idle_since + timeout - (int64_t)redis_now_ms());
+    if (left <= 0) {
+        rd->lost = "timed out waiting for replies";
+        return TRIB_ERR;
+    }
+    struct pollfd p = {ri->sink.c->fd, POLLIN, 0};
+    if (rd->woff < rd->wlen)
+        p.events |= POLLOUT;
+    int pr = poll(&p, 1, left);
+    if (pr < 0 && errno != EINTR) {
+        rd->lost = strerror(errno);
+        return TRIB_ERR;
+    }
+    if (pr <= 0)
+        return TRIB_OK;
+    int w = 0, r = 0;
+    if (p.revents & POLLOUT)
+        w = round_write(ri, rd);
+    if (w >= 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+        r = round_read(ri, rd);
+    if (w < 0 || r < 0)
+        return TRIB_ERR;
+    if (w > 0 || r > 0)
+        *idle_since = redis_now_ms();
+    return TRIB_OK;
+}
+
 /*
- * One round: pipeline XADDs for todo[0..n), read the replies.  Compacts
- * todo to the records still to send and returns their count.
+ * One round: pipeline XADDs for todo[0..n), writing and reading at once.
+ * Compacts todo to the records still to send and returns their count.
  */
 static size_t xadd_round(redis_inst *ri, trib_record **recs, size_t *todo, size_t n)
 {
-    size_t appended = 0;
-    while (appended < n && xadd_append(ri, recs[todo[appended]]) == TRIB_OK)
-        appended++;
-    for (size_t i = appended; i < n; i++) /* only on ENOMEM */
-        ack_err(ri, recs[todo[i]], "out of memory building the command");
-
-    size_t keep = 0, i = 0;
-    for (; i < appended; i++) {
-        void *reply = NULL;
-        if (redisGetReply(ri->sink.c, &reply) != REDIS_OK || !reply) {
-            redis_conn_lost(&ri->sink, "XADD");
+    round rd = {recs, todo, n, 0, 0, 0, 0, 0, NULL};
+    uint64_t idle_since = redis_now_ms();
+    for (;;) {
+        round_fill(ri, &rd);
+        if (rd.nread == rd.fmt && rd.fmt == rd.n)
             break;
-        }
-        if (!handle_reply(ri, recs[todo[i]], reply))
-            todo[keep++] = todo[i];
-        freeReplyObject(reply);
+        if (round_step(ri, &rd, &idle_since) != TRIB_OK)
+            break;
     }
-    for (; i < appended; i++) /* replies never read: resend */
-        todo[keep++] = todo[i];
-    return keep;
+    if (rd.lost) {
+        redisContext *c = ri->sink.c;
+        c->err = REDIS_ERR_IO;
+        snprintf(c->errstr, sizeof c->errstr, "%s", rd.lost);
+        redis_conn_lost(&ri->sink, "XADD");
+    }
+    for (size_t i = rd.nread; i < rd.n; i++) /* replies never read: resend */
+        todo[rd.keep++] = todo[i];
+    return rd.keep;
 }
 
 static void ack_all(redis_inst *ri, trib_record **recs, const size_t *todo, size_t n, int status,
@@ -253,9 +419,20 @@ int redis_produce(void *inst, const trib_record *rec, int timeout_ms)
         ri->host->log(ri->ctx, TRIB_LOG_ERROR, "produce: the record has no topic");
         return TRIB_ERR;
     }
-    xadd_cmd c;
-    if (xadd_build(ri, rec, &c) != TRIB_OK)
+    xadd_nums nm;
+    xadd_nums_fill(ri, rec, &nm);
+    resp count = {NULL, 0, 0};
+    xadd_args(ri, rec, &nm, &count);
+    resp cmd = {malloc(count.len + 32), 0, 0};
+    if (!cmd.buf)
         return TRIB_ERR;
+    char *o = cmd.buf;
+    *o++ = '*';
+    o = put_uint(o, (uint64_t)count.nargs);
+    *o++ = '\r';
+    *o++ = '\n';
+    cmd.len = (size_t)(o - cmd.buf);
+    xadd_args(ri, rec, &nm, &cmd);
     pthread_mutex_lock(&ri->lock);
     uint64_t deadline = redis_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     int ret = TRIB_RETRY;
@@ -265,7 +442,11 @@ int redis_produce(void *inst, const trib_record *rec, int timeout_ms)
             ri->host->log(ri->ctx, TRIB_LOG_WARN, "produce: %s", err);
         if (ri->sink.c) {
             redis_conn_timeout(&ri->sink, ri->cfg.command_timeout_ms);
-            redisReply *r = redisCommandArgv(ri->sink.c, c.argc, c.argv, c.argvlen);
+            void *reply = NULL;
+            if (redisAppendFormattedCommand(ri->sink.c, cmd.buf, cmd.len) != REDIS_OK ||
+                redisGetReply(ri->sink.c, &reply) != REDIS_OK)
+                reply = NULL;
+            redisReply *r = reply;
             if (!r) {
                 redis_conn_lost(&ri->sink, "XADD");
             } else {
@@ -285,6 +466,6 @@ int redis_produce(void *inst, const trib_record *rec, int timeout_ms)
             break;
     }
     pthread_mutex_unlock(&ri->lock);
-    xadd_free(&c);
+    free(cmd.buf);
     return ret;
 }

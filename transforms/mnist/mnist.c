@@ -23,8 +23,10 @@ typedef struct mnist {
     const char *label_field;   /* NULL: find `labels`, then `label` */
     int raw;
     char lsnbuf[32];
-    char digits[256][4];           /* "0".."255" */
-    unsigned char digits_len[256];
+    char *csv;                     /* scratch for the csv value, reused per record */
+    size_t csv_cap;
+    char digits[256][4];           /* "0,".."255,": the number and its comma */
+    unsigned char digits_len[256]; /* including the comma */
 } mnist;
 
 static const trib_option mnist_options[] = {
@@ -48,15 +50,22 @@ static int mnist_create(trib_ctx *ctx, const trib_host *h, const trib_opts *o, v
     m->pixels_field = h->opt_str(o, "pixels_field");
     m->label_field = h->opt_str(o, "label_field");
     m->raw = strcmp(h->opt_str(o, "format"), "raw") == 0;
-    for (int i = 0; i < 256; i++)
-        m->digits_len[i] = (unsigned char)snprintf(m->digits[i], sizeof m->digits[i], "%d", i);
+    for (int i = 0; i < 256; i++) {
+        char tmp[8] = {0};
+        int n = snprintf(tmp, sizeof tmp, "%d,", i);
+        memcpy(m->digits[i], tmp, 4); /* "255," fills all 4 bytes: no NUL kept */
+        m->digits_len[i] = (unsigned char)n;
+    }
     *inst = m;
     return TRIB_OK;
 }
 
 static void mnist_destroy(void *inst)
 {
-    free(inst);
+    mnist *m = inst;
+    if (m)
+        free(m->csv);
+    free(m);
 }
 
 static const char *lsn_str(mnist *m, const trib_record *r)
@@ -90,19 +99,20 @@ static int fail(mnist *m, trib_record *r, const char *fmt, const char *col)
 
 static int set_csv(mnist *m, trib_record *r, const unsigned char *px, size_t n)
 {
-    char *buf = malloc(n * 4 + 1);
-    if (!buf)
-        return TRIB_ERR;
-    char *o = buf;
+    if (n * 4 + 4 > m->csv_cap) {
+        char *nb = realloc(m->csv, n * 4 + 4);
+        if (!nb)
+            return TRIB_ERR;
+        m->csv = nb;
+        m->csv_cap = n * 4 + 4;
+    }
+    char *buf = m->csv, *o = buf;
     for (size_t i = 0; i < n; i++) {
-        memcpy(o, m->digits[px[i]], 4); /* copies the NUL too; overwritten next */
+        memcpy(o, m->digits[px[i]], 4); /* one 4-byte store; the tail is overwritten next */
         o += m->digits_len[px[i]];
-        *o++ = ',';
     }
     size_t len = n ? (size_t)(o - buf) - 1 : 0;
-    int rc = m->h->bytes_set(&r->value, buf, len);
-    free(buf);
-    return rc;
+    return m->h->bytes_set(&r->value, buf, len);
 }
 
 static int mnist_apply(void *inst, trib_record **rec)
