@@ -129,6 +129,29 @@ void metrics_render(strbuf *b, pipeline *pl, trib_ctx *const *ctxs, size_t nctx)
               (unsigned long long)cum);
     sb_printf(b, "tributary_delivery_latency_seconds_sum %g\n", st.lat_sum_ms / 1000.0);
     sb_printf(b, "tributary_delivery_latency_seconds_count %llu\n", (unsigned long long)cum);
+    /* per plugin instance: ctxs = source, transforms..., sink */
+    family(b, "tributary_instance_records_total", "counter",
+           "Records per plugin instance: emitted by the source, into / dropped by / failed "
+           "in each transform, delivered by the sink.");
+    if (nctx >= 2) {
+        sb_puts(b, "tributary_instance_records_total{instance=");
+        put_label(b, ctxs[0]->name);
+        sb_printf(b, ",result=\"emitted\"} %llu\n", (unsigned long long)st.read);
+        for (size_t i = 1; i + 1 < nctx; i++) {
+            uint64_t in, dropped, failed;
+            pipeline_transform_stats(pl, i - 1, &in, &dropped, &failed);
+            const char *res[3] = {"in", "dropped", "failed"};
+            uint64_t v[3] = {in, dropped, failed};
+            for (int k = 0; k < 3; k++) {
+                sb_puts(b, "tributary_instance_records_total{instance=");
+                put_label(b, ctxs[i]->name);
+                sb_printf(b, ",result=\"%s\"} %llu\n", res[k], (unsigned long long)v[k]);
+            }
+        }
+        sb_puts(b, "tributary_instance_records_total{instance=");
+        put_label(b, ctxs[nctx - 1]->name);
+        sb_printf(b, ",result=\"delivered\"} %llu\n", (unsigned long long)st.delivered);
+    }
     if (nctx)
         lag_metrics(b, &st, ctxs[0]);
     plugin_metrics(b, ctxs, nctx);

@@ -49,6 +49,8 @@ struct pipeline {
     atomic_int threads_done;
 
     uint64_t last_committed;
+    /* per transform instance: records in, dropped, failed (metrics) */
+    atomic_uint_fast64_t *t_in, *t_dropped, *t_failed;
     atomic_uint_fast64_t lat_counts[LAT_BUCKETS + 1];
     atomic_uint_fast64_t lat_sum_ms;
     atomic_uint_fast64_t n_read, n_snapshot, n_delivered, n_dropped, n_dead, committed;
@@ -88,6 +90,9 @@ pipeline *pipeline_new(const pipeline_cfg *cfg, trib_ctx *source, trib_ctx **tra
     pl->ntransforms = ntransforms;
     pl->sink = sink;
     pl->acks = ackq_new();
+    pl->t_in = xcalloc(ntransforms + 1, sizeof *pl->t_in);
+    pl->t_dropped = xcalloc(ntransforms + 1, sizeof *pl->t_dropped);
+    pl->t_failed = xcalloc(ntransforms + 1, sizeof *pl->t_failed);
     pthread_mutex_init(&pl->lock, NULL);
     pthread_cond_init(&pl->not_empty, NULL);
     pthread_cond_init(&pl->not_full, NULL);
@@ -113,6 +118,9 @@ void pipeline_free(pipeline *pl)
     for (size_t i = 0; i < pl->qlen; i++)
         rec_free(pl->q[(pl->qhead + i) % pl->cfg.queue_size]);
     free(pl->q);
+    free(pl->t_in);
+    free(pl->t_dropped);
+    free(pl->t_failed);
     ackq_free(pl->acks);
     pthread_mutex_destroy(&pl->lock);
     pthread_cond_destroy(&pl->not_empty);
@@ -275,7 +283,9 @@ static trib_record *process(pipeline *pl, trib_record *rec, int *discard)
     *discard = 0;
     for (size_t i = 0; i < pl->ntransforms && rec; i++) {
         trib_ctx *t = pl->transforms[i];
+        atomic_fetch_add(&pl->t_in[i], 1);
         if (t->p->transform->apply(t->inst, &rec) != TRIB_OK) {
+            atomic_fetch_add(&pl->t_failed[i], 1);
             rec = transform_failed(pl, t, rec);
             if (rec && atomic_load(&pl->fatal)) {
                 *discard = 1;
@@ -285,6 +295,8 @@ static trib_record *process(pipeline *pl, trib_record *rec, int *discard)
         }
         if (rec)
             rec->seq = seq; /* a replacement record keeps its place */
+        else
+            atomic_fetch_add(&pl->t_dropped[i], 1);
     }
     if (!rec) {
         ackq_done(pl->acks, seq);
@@ -475,6 +487,17 @@ void pipeline_get_stats(pipeline *pl, pipeline_stats *st)
     for (int i = 0; i <= LAT_BUCKETS; i++)
         st->lat_counts[i] = atomic_load(&pl->lat_counts[i]);
     st->lat_sum_ms = (double)atomic_load(&pl->lat_sum_ms);
+}
+
+void pipeline_transform_stats(pipeline *pl, size_t i, uint64_t *in, uint64_t *dropped,
+                              uint64_t *failed)
+{
+    *in = *dropped = *failed = 0;
+    if (i >= pl->ntransforms)
+        return;
+    *in = atomic_load(&pl->t_in[i]);
+    *dropped = atomic_load(&pl->t_dropped[i]);
+    *failed = atomic_load(&pl->t_failed[i]);
 }
 
 const char *pipeline_fatal_message(pipeline *pl)

@@ -46,6 +46,9 @@ int pipeline_join(pipeline *pl);
 void pipeline_free(pipeline *pl);
 void pipeline_get_stats(pipeline *pl, pipeline_stats *st);
 const char *pipeline_fatal_message(pipeline *pl);
+/** Records into transform i, dropped by it, and failed in it. */
+void pipeline_transform_stats(pipeline *pl, size_t i, uint64_t *in, uint64_t *dropped,
+                              uint64_t *failed);
 
 /* Host-side entry points (see host.c). */
 int pipeline_emit(pipeline *pl, trib_record *rec, int is_marker, uint64_t pos, int timeout_ms);

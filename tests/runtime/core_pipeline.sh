@@ -88,6 +88,10 @@ grep -q '^tributary_records_total{stage="dropped"} 0$' "$T/metrics" || fail "dro
 grep -q '^tributary_confirmed_position 500$' "$T/metrics" || fail "confirmed position metric"
 grep -q '^tributary_delivery_latency_seconds_count 50$' "$T/metrics" || fail "latency histogram"
 grep -q '^tributary_inflight_records 0$' "$T/metrics" || fail "inflight metric"
+grep -q '^tributary_instance_records_total{instance="transforms\[0\] (mnist)",result="in"} 50$' "$T/metrics" \
+    || fail "per-transform metric"
+grep -q '^tributary_instance_records_total{instance="sink (file)",result="delivered"} 50$' "$T/metrics" \
+    || fail "per-sink metric"
 kill -TERM $pid
 wait $pid || fail "SIGTERM exit status $?"
 [ "$(cat "$T/committed")" = 500 ] || fail "committed after SIGTERM: $(cat "$T/committed")"
