@@ -351,7 +351,11 @@ static int connect_and_subscribe(mqtt_consumer *c, char *err, size_t errlen)
     /* Return once the subscription is granted, so that the session holds it
        even if the caller closes at once (on_message does not wait for room
        before then: with a session present the broker delivers before the SUBACK). */
-    while (!c->subscribed && !c->failed && mqtt_now_ms() < end) {
+    /* messages arriving prove the session's subscription exists (a broker
+       with a backlog delivers it before the SUBACK; a session probe from a
+       sink may also delay our SUBACK): they are already acknowledged by paho,
+       so failing now would lose them */
+    while (!c->subscribed && !c->failed && c->qlen == 0 && mqtt_now_ms() < end) {
         if (c->need_sub && c->connected) {
             c->need_sub = 0;
             pthread_mutex_unlock(&c->mu);
@@ -360,7 +364,7 @@ static int connect_and_subscribe(mqtt_consumer *c, char *err, size_t errlen)
         }
         timed_wait(c, 50);
     }
-    rc = c->subscribed && !c->failed ? TRIB_OK : TRIB_ERR;
+    rc = (c->subscribed || c->qlen > 0) && !c->failed ? TRIB_OK : TRIB_ERR;
     if (rc != TRIB_OK)
         snprintf(err, errlen, "consumer of '%s': %s", c->topic,
                  c->failed ? c->err : "timed out connecting and subscribing");
