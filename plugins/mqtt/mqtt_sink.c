@@ -50,6 +50,8 @@ struct mqtt_sink {
     int connected, ever_connected, connecting, closing, disc_done;
     int64_t next_connect_ms;
     int backoff_s;
+    pthread_t pump;               /* resends the retry list without waiting for traffic */
+    int pump_started;
 };
 
 static void submit(mqtt_sink *s, mqtt_msg *m);
@@ -340,10 +342,29 @@ static void tick(mqtt_sink *s)
     pthread_mutex_lock(&s->mu);
     int again = !s->ever_connected && !s->connecting && !s->closing &&
                 mqtt_now_ms() >= s->next_connect_ms;
+    if (again) s->connecting = 1; /* one caller starts it */
     int retries = s->retry != NULL && s->connected;
     pthread_mutex_unlock(&s->mu);
     if (again) start_connect(s);
     if (retries) drain_retries(s);
+}
+
+/* Publishes refused by paho (its in-flight window is still full when our
+   PUBACK callback has already freed a slot) wait on the retry list; without
+   this thread the last of a burst would stay there until the next send. */
+static void *pump_main(void *arg)
+{
+    mqtt_sink *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->closing) {
+        timed_wait(s, 100);
+        if (s->closing) break;
+        pthread_mutex_unlock(&s->mu);
+        tick(s);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 static mqtt_sink *sink_create(mqtt_inst *in, const char *suffix)
@@ -385,6 +406,7 @@ static mqtt_sink *sink_create(mqtt_inst *in, const char *suffix)
         in->host->log(in->ctx, TRIB_LOG_WARN, "MQTT 3.1.1 has no user properties: record keys, op "
                                               "and lsn are not sent (set key_in_topic: true)");
     start_connect(s);
+    s->pump_started = pthread_create(&s->pump, NULL, pump_main, s) == 0;
     return s;
 }
 
@@ -411,7 +433,9 @@ void mqtt_sink_destroy(mqtt_sink *s)
     pthread_mutex_lock(&s->mu);
     s->closing = 1;
     int connected = s->connected;
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (s->pump_started) pthread_join(s->pump, NULL);
     if (s->client && connected) {
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
         d.timeout = 1000;
