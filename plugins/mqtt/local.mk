@@ -9,19 +9,19 @@ plugins_mqtt_mqtt_la_LIBADD = $(PAHO_LIBS) -lpthread
 plugins_mqtt_mqtt_la_LDFLAGS = $(TRIB_MODULE_FLAGS)
 endif
 
-# Tests: codec units; a driver with its own minimal host that the runtime
-# scripts use against a real mosquitto.
+# Tests: codec units; a driver (the plugin in the shared test host,
+# tests/internal/testhost.c) that the runtime scripts use against a real mosquitto.
 if ENABLE_MQTT
 check_PROGRAMS += tests/internal/test_mqtt_codec tests/internal/test_mqtt_driver \
 	tests/internal/test_mqtt_wire
 tests_internal_test_mqtt_codec_SOURCES = tests/internal/test_mqtt_codec.c \
-	tests/internal/mqtt_test_host.c tests/internal/mqtt_test_host.h plugins/mqtt/mqtt_codec.c
+	plugins/mqtt/mqtt_codec.c \
+	plugins/mqtt/mqtt_wire.c
 tests_internal_test_mqtt_codec_CFLAGS = $(AM_CFLAGS) -pthread
-tests_internal_test_mqtt_codec_LDADD = $(PAHO_LIBS) -ldl -lpthread
-tests_internal_test_mqtt_driver_SOURCES = tests/internal/test_mqtt_driver.c \
-	tests/internal/mqtt_test_host.c tests/internal/mqtt_test_host.h
+tests_internal_test_mqtt_codec_LDADD = $(TEST_HOST_LIBS) $(PAHO_LIBS)
+tests_internal_test_mqtt_driver_SOURCES = tests/internal/test_mqtt_driver.c
 tests_internal_test_mqtt_driver_CFLAGS = $(AM_CFLAGS) -pthread
-tests_internal_test_mqtt_driver_LDADD = -ldl -lpthread
+tests_internal_test_mqtt_driver_LDADD = $(TEST_HOST_LIBS)
 # the raw session client against a scripted fake broker (no mosquitto needed)
 tests_internal_test_mqtt_wire_SOURCES = tests/internal/test_mqtt_wire.c \
 	plugins/mqtt/mqtt_wire.c plugins/mqtt/mqtt_wire.h

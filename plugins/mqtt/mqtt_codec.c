@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "mqtt_int.h"
+#include "mqtt_wire.h"
 
 /* ---------------------------------------------------------------- UTF-8 */
 
@@ -231,6 +232,55 @@ int mqtt_props_from_record(MQTTProperties *props, const trib_record *rec, int wi
     for (size_t i = 0; i < rec->nheaders; i++) {
         const trib_header *h = &rec->headers[i];
         if (mqtt_props_add(props, h->name, h->value, h->len) != TRIB_OK) return TRIB_ERR;
+    }
+    return TRIB_OK;
+}
+
+/* ---------------------------------------- user properties, wire encoding */
+
+static int wire_prop(mqtt_wire_buf *b, const char *name, const void *value, size_t len)
+{
+    size_t nl = strlen(name);
+    if (!mqtt_utf8_clean(name, nl) || nl > 65535 || len > 65535) return TRIB_ERR;
+    if (mqtt_utf8_clean(value, len)) {
+        mqtt_wire_put_u8(b, 0x26);
+        mqtt_wire_put_str(b, name, nl);
+        mqtt_wire_put_str(b, value ? value : "", len);
+        return b->oom ? TRIB_ERR : TRIB_OK;
+    }
+    char *enc = mqtt_b64_encode(value, len);
+    size_t el = enc ? strlen(enc) : 0;
+    if (!enc || el > 65535 || nl + sizeof "-encoding" > 65535) {
+        free(enc);
+        return TRIB_ERR;
+    }
+    mqtt_wire_put_u8(b, 0x26);
+    mqtt_wire_put_str(b, name, nl);
+    mqtt_wire_put_str(b, enc, el);
+    free(enc);
+    mqtt_wire_put_u8(b, 0x26);
+    mqtt_wire_put_u8(b, (unsigned)((nl + 9) >> 8));
+    mqtt_wire_put_u8(b, (unsigned)((nl + 9) & 0xFF));
+    mqtt_wire_put(b, name, nl);
+    mqtt_wire_put(b, "-encoding", 9);
+    mqtt_wire_put_str(b, "base64", 6);
+    return b->oom ? TRIB_ERR : TRIB_OK;
+}
+
+int mqtt_props_encode(mqtt_wire_buf *b, const trib_record *rec, int with_key)
+{
+    char buf[40];
+    if (with_key && rec->key.set && wire_prop(b, "key", rec->key.data, rec->key.len) != TRIB_OK)
+        return TRIB_ERR;
+    if (rec->op) {
+        buf[0] = rec->op;
+        if (wire_prop(b, "op", buf, 1) != TRIB_OK) return TRIB_ERR;
+        mqtt_lsn_format(rec->src.lsn, buf, sizeof buf);
+        if (wire_prop(b, "lsn", buf, strlen(buf)) != TRIB_OK) return TRIB_ERR;
+    }
+    for (size_t i = 0; i < rec->nheaders; i++) {
+        const trib_header *h = &rec->headers[i];
+        if (wire_prop(b, h->name, h->value, h->len) != TRIB_OK) return TRIB_ERR;
     }
     return TRIB_OK;
 }

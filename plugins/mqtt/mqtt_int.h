@@ -127,6 +127,10 @@ int mqtt_props_add(MQTTProperties *props, const char *name, const void *value, s
 void mqtt_props_free(MQTTProperties *props);
 /** Build the user properties of a record: key (unless key_in_topic), op, lsn, headers. */
 int mqtt_props_from_record(MQTTProperties *props, const trib_record *rec, int with_key);
+struct mqtt_wire_buf;
+/** The same user properties as mqtt_props_from_record, appended to b in wire form
+    (each 0x26 name value; no length prefix): what the sink's own client sends. */
+int mqtt_props_encode(struct mqtt_wire_buf *b, const trib_record *rec, int with_key);
 /**
  * Fill rec's key (unless already set), op, src.lsn and headers from the
  * user properties of a received message, decoding "<name>-encoding: base64".

@@ -55,15 +55,11 @@ int mqtt_wire_varint_decode(const uint8_t *in, size_t len, uint32_t *v, size_t *
     return -1;
 }
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t len, cap;
-    int oom;
-} wbuf;
+typedef mqtt_wire_buf wbuf;
 
 static void put(wbuf *b, const void *d, size_t n)
 {
-    if (b->oom) return;
+    if (b->oom || n == 0) return;
     if (b->len + n > b->cap) {
         size_t cap = (b->len + n) * 2 + 64;
         uint8_t *np = realloc(b->p, cap);
@@ -101,6 +97,129 @@ static void put_str(wbuf *b, const char *s, size_t n)
 {
     put_u16(b, (unsigned)n);
     put(b, s, n);
+}
+
+void mqtt_wire_put(mqtt_wire_buf *b, const void *d, size_t n) { put(b, d, n); }
+
+void mqtt_wire_put_str(mqtt_wire_buf *b, const char *s, size_t n) { put_str(b, s, n); }
+
+void mqtt_wire_put_u8(mqtt_wire_buf *b, unsigned v) { put_u8(b, v); }
+
+void mqtt_wire_put_publish(mqtt_wire_buf *b, int version, const char *topic, size_t tlen, int qos,
+                           int dup, uint16_t pid, const uint8_t *props, size_t plen,
+                           const void *payload, size_t paylen)
+{
+    uint8_t vi[4];
+    size_t pvl = version == MQTT_WIRE_V5 ? mqtt_wire_varint(vi, (uint32_t)plen) : 0;
+    size_t rem = 2 + tlen + (qos > 0 ? 2 : 0) + (version == MQTT_WIRE_V5 ? pvl + plen : 0) + paylen;
+    uint8_t hdr[5];
+    hdr[0] = (uint8_t)(0x30 | (dup && qos > 0 ? 0x08 : 0) | (qos << 1));
+    size_t h = 1 + mqtt_wire_varint(hdr + 1, (uint32_t)rem);
+    put(b, hdr, h);
+    put_str(b, topic, tlen);
+    if (qos > 0) put_u16(b, pid);
+    if (version == MQTT_WIRE_V5) {
+        put(b, vi, pvl);
+        put(b, props, plen);
+    }
+    put(b, payload, paylen);
+}
+
+size_t mqtt_wire_publish_size(int version, size_t tlen, int qos, size_t plen, size_t paylen)
+{
+    uint8_t vi[4];
+    size_t rem = 2 + tlen + (qos > 0 ? 2 : 0) +
+                 (version == MQTT_WIRE_V5 ? mqtt_wire_varint(vi, (uint32_t)plen) + plen : 0) + paylen;
+    return 1 + mqtt_wire_varint(vi, (uint32_t)(rem > 268435455u ? 268435455u : rem)) + rem;
+}
+
+void mqtt_wire_put_ack(mqtt_wire_buf *b, unsigned type_flags, uint16_t pid)
+{
+    uint8_t pkt[4] = {(uint8_t)type_flags, 2, (uint8_t)(pid >> 8), (uint8_t)pid};
+    put(b, pkt, 4);
+}
+
+int mqtt_wire_frame(const uint8_t *buf, size_t len, unsigned *type_flags, size_t *hdr_len,
+                    uint32_t *rem)
+{
+    if (len < 2) return 0;
+    size_t used;
+    int rc = mqtt_wire_varint_decode(buf + 1, len - 1, rem, &used);
+    if (rc < 0) return -1;
+    if (rc > 0) return 0;
+    *type_flags = buf[0];
+    *hdr_len = 1 + used;
+    return len - *hdr_len >= *rem ? 1 : 0;
+}
+
+int mqtt_wire_ack(int version, const uint8_t *body, size_t len, uint16_t *pid, int *reason)
+{
+    if (len < 2) return -1;
+    *pid = (uint16_t)((unsigned)body[0] << 8 | body[1]);
+    *reason = 0;
+    if (version != MQTT_WIRE_V5) return len == 2 ? 0 : -1;
+    if (len >= 3) *reason = body[2];
+    return 0; /* properties (reason string) are not needed */
+}
+
+/* Length of one v5 property's value (after its identifier) at p; 0 if unknown/overrun. */
+static size_t prop_len(unsigned id, const uint8_t *p, size_t left)
+{
+    switch (id) {
+    case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A:
+        return left >= 1 ? 1 : 0;
+    case 0x13: case 0x21: case 0x22: case 0x23:
+        return left >= 2 ? 2 : 0;
+    case 0x02: case 0x11: case 0x18: case 0x27:
+        return left >= 4 ? 4 : 0;
+    case 0x0B: {
+        uint32_t v;
+        size_t used;
+        return mqtt_wire_varint_decode(p, left, &v, &used) == 0 ? used : 0;
+    }
+    case 0x03: case 0x08: case 0x09: case 0x12: case 0x15: case 0x16: case 0x1A: case 0x1C:
+    case 0x1F: {
+        if (left < 2) return 0;
+        size_t n = 2 + ((size_t)p[0] << 8 | p[1]);
+        return n <= left ? n : 0;
+    }
+    case 0x26: {
+        if (left < 2) return 0;
+        size_t a = 2 + ((size_t)p[0] << 8 | p[1]);
+        if (a + 2 > left) return 0;
+        size_t n = a + 2 + ((size_t)p[a] << 8 | p[a + 1]);
+        return n <= left ? n : 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+int mqtt_wire_connack_limits(int version, const uint8_t *body, size_t len, mqtt_wire_limits *lim)
+{
+    lim->receive_max = 65535;
+    lim->max_qos = 2;
+    lim->max_packet = 268435460u;
+    if (version != MQTT_WIRE_V5 || len <= 2) return 0;
+    uint32_t plen;
+    size_t used, off = 2;
+    if (mqtt_wire_varint_decode(body + off, len - off, &plen, &used) != 0 || plen > len - off - used)
+        return -1;
+    off += used;
+    size_t end = off + plen;
+    while (off < end) {
+        unsigned id = body[off++];
+        const uint8_t *v = body + off;
+        size_t n = prop_len(id, v, end - off);
+        if (n == 0) return -1;
+        if (id == 0x21) lim->receive_max = (unsigned)v[0] << 8 | v[1];
+        else if (id == 0x24) lim->max_qos = v[0];
+        else if (id == 0x27)
+            lim->max_packet = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+        off += n;
+    }
+    if (lim->receive_max == 0 || lim->max_packet == 0) return -1; /* protocol errors */
+    return 0;
 }
 
 /* Prepend the fixed header to body; frees body. */
@@ -552,6 +671,43 @@ static void do_disconnect(conn *c)
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
         if (n < 0 && wait_fd(c, POLLIN, "closing") != 0) break;
     }
+}
+
+int mqtt_wire_dial(const mqtt_wire_params *p, const char *who, char *err, size_t errlen)
+{
+    conn c = {-1, now_ms() + (p->timeout_ms > 0 ? p->timeout_ms : 1), "", err, errlen};
+    snprintf(c.who, sizeof c.who, "%s", who);
+    return dial(&c, p) == 0 ? c.fd : -1;
+}
+
+int mqtt_wire_connect_exchange(int fd, const mqtt_wire_params *p, const char *client_id,
+                               const char *who, uint8_t **connack, size_t *connack_len,
+                               char *err, size_t errlen)
+{
+    conn c = {fd, now_ms() + (p->timeout_ms > 0 ? p->timeout_ms : 1), "", err, errlen};
+    snprintf(c.who, sizeof c.who, "%s", who);
+    mqtt_wire_result res = {0};
+    size_t len = 0;
+    uint8_t *pkt = mqtt_wire_connect(p, client_id, &len, err, errlen), *body = NULL;
+    if (!pkt) return MQTT_WIRE_REFUSED;
+    int rc = send_all(&c, pkt, len) == 0 ? MQTT_WIRE_OK : MQTT_WIRE_TRANSIENT;
+    free(pkt);
+    if (rc == MQTT_WIRE_OK) rc = expect(&c, p->version, P_CONNACK, &body, &len, &res, "before CONNACK");
+    if (rc != MQTT_WIRE_OK) return rc;
+    int present = 0, code = 0;
+    if (mqtt_wire_connack(p->version, body, len, &present, &code) != 0) {
+        snprintf(err, errlen, "MQTT broker %s sent a malformed CONNACK", who);
+        rc = MQTT_WIRE_REFUSED;
+    } else if (code != 0) {
+        rc = refused(&c, p->version, code, "refused the connection");
+    }
+    if (rc != MQTT_WIRE_OK) {
+        free(body);
+        return rc;
+    }
+    *connack = body;
+    *connack_len = len;
+    return MQTT_WIRE_OK;
 }
 
 int mqtt_wire_ensure_session(const mqtt_wire_params *p, const char *client_id,

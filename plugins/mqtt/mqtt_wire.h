@@ -73,6 +73,53 @@ int mqtt_wire_ensure_session(const mqtt_wire_params *p, const char *client_id,
                              const char *const *filters, int nfilters, int force_subscribe,
                              mqtt_wire_result *res, char *err, size_t errlen);
 
+/* ---- the publishing connection of the sink (mqtt_sink.c) ---- */
+
+/** What a v5 CONNACK allows (defaults for 3.1.1 and absent properties). */
+typedef struct mqtt_wire_limits {
+    unsigned receive_max;     /* QoS 1/2 publishes unacknowledged at once */
+    int max_qos;
+    uint32_t max_packet;      /* bytes, whole packet */
+} mqtt_wire_limits;
+
+/** Open a TCP connection (non-blocking socket) within p->timeout_ms: fd, or -1 with err
+    set (`who` names the broker in it). */
+int mqtt_wire_dial(const mqtt_wire_params *p, const char *who, char *err, size_t errlen);
+/** Send CONNECT (clean start 0, session expiry) on fd and read the CONNACK within
+    p->timeout_ms; PUBLISHes before it are skipped.  MQTT_WIRE_OK with the CONNACK body
+    (malloc'd) in *connack, or _TRANSIENT / _REFUSED with err set. */
+int mqtt_wire_connect_exchange(int fd, const mqtt_wire_params *p, const char *client_id,
+                               const char *who, uint8_t **connack, size_t *connack_len,
+                               char *err, size_t errlen);
+/** Limits announced in a CONNACK body: 0, or -1 if its properties are malformed. */
+int mqtt_wire_connack_limits(int version, const uint8_t *body, size_t len, mqtt_wire_limits *lim);
+
+/** A growable byte buffer; oom is set (and further puts ignored) when realloc fails. */
+typedef struct mqtt_wire_buf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+} mqtt_wire_buf;
+void mqtt_wire_put(mqtt_wire_buf *b, const void *d, size_t n);
+void mqtt_wire_put_u8(mqtt_wire_buf *b, unsigned v);
+/** Two length bytes, then n bytes (n <= 65535). */
+void mqtt_wire_put_str(mqtt_wire_buf *b, const char *s, size_t n);
+/** Append a PUBLISH: props are the v5 properties without their length (ignored for
+    3.1.1); pid only used for QoS > 0; dup only for QoS > 0. */
+void mqtt_wire_put_publish(mqtt_wire_buf *b, int version, const char *topic, size_t tlen, int qos,
+                           int dup, uint16_t pid, const uint8_t *props, size_t plen,
+                           const void *payload, size_t paylen);
+/** Size mqtt_wire_put_publish would append. */
+size_t mqtt_wire_publish_size(int version, size_t tlen, int qos, size_t plen, size_t paylen);
+/** Append a 4-byte packet carrying only a packet identifier (PUBACK 0x40, PUBREL 0x62...). */
+void mqtt_wire_put_ack(mqtt_wire_buf *b, unsigned type_flags, uint16_t pid);
+/** Is a whole packet at buf?  1 with its first byte, header length and remaining length;
+    0 if more bytes are needed; -1 if the length is malformed. */
+int mqtt_wire_frame(const uint8_t *buf, size_t len, unsigned *type_flags, size_t *hdr_len,
+                    uint32_t *rem);
+/** PUBACK/PUBREC/PUBCOMP body: packet identifier and (v5) reason code (0 when absent). */
+int mqtt_wire_ack(int version, const uint8_t *body, size_t len, uint16_t *pid, int *reason);
+
 /* ---- codec (exposed for the unit tests) ---- */
 
 /** Encode a Variable Byte Integer (v <= 268435455) into out[4]; returns its length. */
