@@ -113,6 +113,72 @@ static void test_acks(void)
     CHECK(mqtt_wire_reason_transient(MQTT_WIRE_V311, 3) && !mqtt_wire_reason_transient(4, 5));
 }
 
+/* What the sink's own publishing connection encodes and parses. */
+static void test_publish_codec(void)
+{
+    mqtt_wire_buf b = {0};
+    const uint8_t props[] = {0x26, 0, 1, 'k', 0, 1, 'v'};
+    /* v5 QoS 1, dup: 0x3A, rem = 2+1 topic + 2 pid + 1+7 props + 3 payload = 16 */
+    mqtt_wire_put_publish(&b, MQTT_WIRE_V5, "t", 1, 1, 1, 0x1234, props, sizeof props, "abc", 3);
+    const uint8_t want5[] = {0x3A, 16, 0, 1, 't', 0x12, 0x34, 7, 0x26, 0, 1, 'k', 0, 1, 'v',
+                             'a', 'b', 'c'};
+    CHECK(b.len == sizeof want5 && memcmp(b.p, want5, b.len) == 0);
+    CHECK(mqtt_wire_publish_size(MQTT_WIRE_V5, 1, 1, sizeof props, 3) == sizeof want5);
+    /* 3.1.1 QoS 0: no pid, no properties, DUP never set */
+    b.len = 0;
+    mqtt_wire_put_publish(&b, MQTT_WIRE_V311, "t", 1, 0, 1, 7, props, sizeof props, "abc", 3);
+    const uint8_t want3[] = {0x30, 6, 0, 1, 't', 'a', 'b', 'c'};
+    CHECK(b.len == sizeof want3 && memcmp(b.p, want3, b.len) == 0);
+    CHECK(mqtt_wire_publish_size(MQTT_WIRE_V311, 1, 0, 0, 3) == sizeof want3);
+    /* a payload needing a 2-byte remaining length */
+    static char big[300];
+    b.len = 0;
+    mqtt_wire_put_publish(&b, MQTT_WIRE_V311, "t", 1, 2, 0, 1, NULL, 0, big, sizeof big);
+    CHECK(b.len == 3 + 305 && b.p[0] == 0x34 && b.p[1] == (305 & 0x7F) + 0x80 &&
+          b.p[2] == 305 >> 7);
+    CHECK(mqtt_wire_publish_size(MQTT_WIRE_V311, 1, 2, 0, sizeof big) == b.len);
+
+    /* framing: whole packets only */
+    unsigned tf;
+    size_t hl;
+    uint32_t rem;
+    CHECK(mqtt_wire_frame(b.p, 1, &tf, &hl, &rem) == 0);
+    CHECK(mqtt_wire_frame(b.p, 2, &tf, &hl, &rem) == 0);
+    CHECK(mqtt_wire_frame(b.p, b.len - 1, &tf, &hl, &rem) == 0);
+    CHECK(mqtt_wire_frame(b.p, b.len, &tf, &hl, &rem) == 1 && tf == 0x34 && hl == 3 && rem == 305);
+    const uint8_t badlen[] = {0x40, 0xFF, 0xFF, 0xFF, 0xFF, 0x01};
+    CHECK(mqtt_wire_frame(badlen, sizeof badlen, &tf, &hl, &rem) == -1);
+
+    /* acknowledgements */
+    b.len = 0;
+    mqtt_wire_put_ack(&b, 0x62, 0xBEEF);
+    const uint8_t rel[] = {0x62, 2, 0xBE, 0xEF};
+    CHECK(b.len == 4 && memcmp(b.p, rel, 4) == 0);
+    uint16_t pid;
+    int reason;
+    const uint8_t a3[] = {0, 9}, a5[] = {0, 9, 0x87, 0}, a5short[] = {0, 9};
+    CHECK(mqtt_wire_ack(MQTT_WIRE_V311, a3, 2, &pid, &reason) == 0 && pid == 9 && reason == 0);
+    CHECK(mqtt_wire_ack(MQTT_WIRE_V311, a5, 4, &pid, &reason) == -1);
+    CHECK(mqtt_wire_ack(MQTT_WIRE_V5, a5, 4, &pid, &reason) == 0 && pid == 9 && reason == 0x87);
+    CHECK(mqtt_wire_ack(MQTT_WIRE_V5, a5short, 2, &pid, &reason) == 0 && reason == 0);
+    CHECK(mqtt_wire_ack(MQTT_WIRE_V5, a5, 1, &pid, &reason) == -1);
+
+    /* CONNACK limits: Receive Maximum, Maximum QoS, Maximum Packet Size, others skipped */
+    mqtt_wire_limits lim;
+    const uint8_t ca[] = {0, 0, 20, 0x21, 0, 20, 0x24, 1, 0x27, 0, 1, 0, 0,
+                          0x1F, 0, 2, 'o', 'k', 0x26, 0, 0, 0, 0};
+    CHECK(mqtt_wire_connack_limits(MQTT_WIRE_V5, ca, sizeof ca, &lim) == 0 &&
+          lim.receive_max == 20 && lim.max_qos == 1 && lim.max_packet == 65536);
+    CHECK(mqtt_wire_connack_limits(MQTT_WIRE_V5, ca, sizeof ca - 1, &lim) == -1);
+    const uint8_t none[] = {0, 0, 0}, zero[] = {0, 0, 3, 0x21, 0, 0}, unk[] = {0, 0, 2, 0x7F, 0};
+    CHECK(mqtt_wire_connack_limits(MQTT_WIRE_V5, none, 3, &lim) == 0 && lim.receive_max == 65535 &&
+          lim.max_qos == 2);
+    CHECK(mqtt_wire_connack_limits(MQTT_WIRE_V5, zero, sizeof zero, &lim) == -1);
+    CHECK(mqtt_wire_connack_limits(MQTT_WIRE_V5, unk, sizeof unk, &lim) == -1);
+    CHECK(mqtt_wire_connack_limits(MQTT_WIRE_V311, ca, 2, &lim) == 0 && lim.receive_max == 65535);
+    free(b.p);
+}
+
 static void test_url(void)
 {
     char h[64], p[16];
@@ -370,6 +436,7 @@ int main(void)
     test_connect_bytes();
     test_subscribe_bytes();
     test_acks();
+    test_publish_codec();
     test_url();
     test_exchanges(MQTT_WIRE_V5);
     test_exchanges(MQTT_WIRE_V311);
