@@ -14,7 +14,8 @@
 #  4. subscriber_groups: [] creates nothing;
 #  5. a broker requiring a password: with it, sessions are created; with a
 #     wrong one, every record is acked TRIB_ERR with a message naming the
-#     broker and topic, never the password.
+#     broker and topic, never the password; a topic its ACL makes read-only:
+#     the broker's PUBACK reason 0x87 acks every record TRIB_ERR.
 . "$TRIB_SRCDIR/tests/lib.sh"
 D="$TRIB_BUILDDIR/tests/internal/test_mqtt_driver"
 [ -x "$D" ] || fail "$D not built (make check builds it)"
@@ -66,10 +67,13 @@ grep -q "session '$cid-tributary-tf.public.none' held no message" "$T/driver.log
 APORT=$(free_port)
 mosquitto_passwd -c -b "$T/passwd" trib 'Pa55-secret' 2>/dev/null || fail "mosquitto_passwd"
 chmod 644 "$T/passwd"  # mosquitto started as root reads it as user mosquitto
+printf 'user trib\ntopic readwrite tf.public.auth\ntopic readwrite tf.public.auth/#\ntopic read tf.public.denied\n' >"$T/acl"
+chmod 644 "$T/acl"
 cat >"$T/auth.conf" <<CONF
 listener $APORT 127.0.0.1
 allow_anonymous false
 password_file $T/passwd
+acl_file $T/acl
 persistence false
 max_queued_messages 0
 CONF
@@ -87,5 +91,14 @@ grep -q "ok=0 err=10 stop=0 dup=0" "$T/wrong.log" || { cat "$T/wrong.log" >&2; f
 grep -Eq "last error: cannot create the subscriber session of group 'tributary' for topic \
 'tf.public.auth': MQTT broker 127.0.0.1:$APORT .*refused the connection: (not authorized|bad user name)" \
     "$T/wrong.log" || { cat "$T/wrong.log" >&2; fail "error message"; }
-! grep -q "secret" "$T/wrong.log" "$T/driver.log" || fail "a password appears in a log"
+# a publish the broker refuses (ACL: read only): a v5 PUBACK reason 0x87 is a
+# permanent error for each record, named with its topic
+if timeout 60 "$D" publish tf.public.denied 10 $A password=Pa55-secret subscriber_groups= \
+        "client_id=$cid" 2>"$T/denied.log"; then
+    fail "publishing to a topic the ACL denies succeeded"
+fi
+grep -q "ok=0 err=10 stop=0 dup=0" "$T/denied.log" || { cat "$T/denied.log" >&2; fail "acks (denied)"; }
+grep -q "last error: broker refused message on topic 'tf.public.denied': not authorized (reason 0x87)" \
+    "$T/denied.log" || { cat "$T/denied.log" >&2; fail "error message (denied)"; }
+! grep -q "secret" "$T/wrong.log" "$T/denied.log" "$T/driver.log" || fail "a password appears in a log"
 log "ok"
