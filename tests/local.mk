@@ -9,6 +9,14 @@ tests_plugins_badabi_la_LDFLAGS = $(TEST_MODULE_FLAGS)
 tests_plugins_nosym_la_SOURCES = tests/plugins/nosym.c
 tests_plugins_nosym_la_LDFLAGS = $(TEST_MODULE_FLAGS)
 
+# The one test host that drives a plugin without the engine (the core's
+# loader, options and records, plus captured acks, log and metrics); the
+# plugins' unit tests and drivers link it with $(TEST_HOST_LIBS).
+check_LTLIBRARIES += tests/internal/libtesthost.la
+tests_internal_libtesthost_la_SOURCES = tests/internal/testhost.c tests/internal/testhost.h
+tests_internal_libtesthost_la_LIBADD = core/libtribcore.la
+TEST_HOST_LIBS = tests/internal/libtesthost.la $(YAML_LIBS) $(MHD_LIBS) -lpthread
+
 check_PROGRAMS += tests/internal/test_core
 tests_internal_test_core_SOURCES = tests/internal/test_core.c tests/internal/tap.h
 tests_internal_test_core_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)

@@ -14,10 +14,10 @@ tests_kafka_mock_SOURCES = tests/kafka_mock.c
 tests_kafka_mock_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS)
 tests_kafka_mock_LDADD = $(RDKAFKA_LIBS)
 
-# The plugin driven through a minimal test host (dlopen, like the core).
+# The plugin driven through the shared test host (tests/internal/testhost.c).
 check_PROGRAMS += tests/internal/test_kafka
-tests_internal_test_kafka_SOURCES = tests/internal/test_kafka.c \
-	tests/internal/kafka_test_host.c tests/internal/kafka_test_host.h
+tests_internal_test_kafka_SOURCES = tests/internal/test_kafka.c
+tests_internal_test_kafka_LDADD = $(TEST_HOST_LIBS)
 tests_internal_test_kafka_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DKAFKA_PLUGIN_SO='"$(abs_top_builddir)/plugins/kafka/.libs/kafka.so"' \
 	-DKAFKA_MOCK_BIN='"$(abs_top_builddir)/tests/kafka_mock"'

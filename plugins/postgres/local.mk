@@ -29,10 +29,11 @@ endif
 EXTRA_DIST += tests/runtime/postgres_source.sh tests/runtime/postgres_host.sh \
 	tests/fuzz/fuzz_pgoutput.c
 
-# A stand-in for the core that drives postgres.so directly (back-pressure,
+# postgres.so driven directly in the shared test host (back-pressure,
 # withheld commits, stops); used by tests/runtime/postgres_host.sh and
 # postgres_source.sh (a snapshot cut short).
 if ENABLE_POSTGRES
 check_PROGRAMS += tests/internal/test_pgoutput_host
 tests_internal_test_pgoutput_host_SOURCES = tests/internal/test_pgoutput_host.c
+tests_internal_test_pgoutput_host_LDADD = $(TEST_HOST_LIBS)
 endif

@@ -16,15 +16,15 @@ tests_internal_test_redis_url_SOURCES = tests/internal/test_redis_url.c plugins/
 tests_internal_test_redis_url_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -I$(top_srcdir)/plugins/redis
 TESTS += tests/internal/test_redis_url
 
-# A driver that dlopens the built plugin with a minimal host of its own and
-# runs scenarios against a real redis-server started by tests/runtime/redis_plugin.sh.
+# A driver that loads the built plugin into the shared test host
+# (tests/internal/testhost.c) and runs scenarios against a real redis-server
+# started by tests/runtime/redis_plugin.sh.
 check_PROGRAMS += tests/internal/test_redis_driver
 tests_internal_test_redis_driver_SOURCES = \
 	tests/internal/test_redis_driver.c tests/internal/redis_test_driver.h \
-	tests/internal/test_redis_scen.c tests/internal/test_redis_consume.c \
-	tests/internal/redis_test_host.c tests/internal/redis_test_host.h
+	tests/internal/test_redis_scen.c tests/internal/test_redis_consume.c
 tests_internal_test_redis_driver_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -pthread
-tests_internal_test_redis_driver_LDADD = $(HIREDIS_LIBS)
+tests_internal_test_redis_driver_LDADD = $(TEST_HOST_LIBS) $(HIREDIS_LIBS)
 TESTS += tests/runtime/redis_plugin.sh
 # end to end through `tributary run` with the postgres source
 if ENABLE_POSTGRES

@@ -29,16 +29,16 @@ TESTS += tests/internal/test_nn tests/internal/test_nn_decode tests/internal/tes
 tests_internal_test_nn_SOURCES = tests/internal/test_nn.c tests/internal/nn_testutil.h
 tests_internal_test_nn_CFLAGS = $(TRAINER_TEST_CFLAGS)
 tests_internal_test_nn_LDADD = $(TRAINER_TEST_LIBS)
+# the plugin in the shared test host (tests/internal/testhost.c)
 tests_internal_test_nn_decode_SOURCES = tests/internal/test_nn_decode.c \
-	tests/internal/nn_testutil.h tests/internal/nn_fakehost.c tests/internal/nn_fakehost.h \
-	plugins/trainer/trainer.c
+	tests/internal/nn_testutil.h plugins/trainer/trainer.c
 tests_internal_test_nn_decode_CFLAGS = $(TRAINER_TEST_CFLAGS)
-tests_internal_test_nn_decode_LDADD = $(TRAINER_TEST_LIBS)
+tests_internal_test_nn_decode_LDADD = $(TRAINER_TEST_LIBS) $(TEST_HOST_LIBS)
 tests_internal_test_nn_trainer_SOURCES = tests/internal/test_nn_trainer.c \
-	tests/internal/nn_testutil.h tests/internal/nn_fakehost.c tests/internal/nn_fakehost.h \
+	tests/internal/nn_testutil.h tests/internal/nn_broker.c tests/internal/nn_broker.h \
 	plugins/trainer/trainer.c
 tests_internal_test_nn_trainer_CFLAGS = $(TRAINER_TEST_CFLAGS)
-tests_internal_test_nn_trainer_LDADD = $(TRAINER_TEST_LIBS)
+tests_internal_test_nn_trainer_LDADD = $(TRAINER_TEST_LIBS) $(TEST_HOST_LIBS)
 
 bench_nn_bench_SOURCES = bench/nn_bench.c
 bench_nn_bench_CFLAGS = $(TRAINER_TEST_CFLAGS)

@@ -1,138 +1,12 @@
 /*
- * nn_fakehost.c — the fake core and in-memory broker for the trainer's unit
- * tests (see nn_fakehost.h).
+ * nn_broker.c — the in-memory broker of the trainer's unit tests (see
+ * nn_broker.h).
  */
-#include "nn_fakehost.h"
+#include "nn_broker.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* ---- options ---- */
-struct trib_opts {
-    const trib_plugin *p;
-    const char *const *kv;
-};
-
-trib_opts *fake_opts_new(const trib_plugin *p, const char *const *kv)
-{
-    trib_opts *o = calloc(1, sizeof *o);
-    o->p = p;
-    o->kv = kv;
-    return o;
-}
-
-void fake_opts_free(trib_opts *o)
-{
-    free(o);
-}
-
-static const char *lookup(const trib_opts *o, const char *name, int *given)
-{
-    size_t n = strlen(name);
-    for (const char *const *kv = o->kv; kv && *kv; kv++)
-        if (!strncmp(*kv, name, n) && (*kv)[n] == '=') {
-            *given = 1;
-            return *kv + n + 1;
-        }
-    *given = 0;
-    for (const trib_option *op = o->p->options; op->name; op++)
-        if (!strcmp(op->name, name))
-            return op->default_value;
-    return NULL;
-}
-
-static const char *opt_str(const trib_opts *o, const char *name)
-{
-    int g;
-    return lookup(o, name, &g);
-}
-static int64_t opt_int(const trib_opts *o, const char *name)
-{
-    const char *v = opt_str(o, name);
-    return v ? strtoll(v, NULL, 10) : 0;
-}
-static double opt_double(const trib_opts *o, const char *name)
-{
-    const char *v = opt_str(o, name);
-    return v ? strtod(v, NULL) : 0;
-}
-static int opt_bool(const trib_opts *o, const char *name)
-{
-    const char *v = opt_str(o, name);
-    return v && (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"));
-}
-static int opt_given(const trib_opts *o, const char *name)
-{
-    int g;
-    lookup(o, name, &g);
-    return g;
-}
-
-/* ---- log ---- */
-static void fake_log(trib_ctx *ctx, int level, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (level == TRIB_LOG_WARN) {
-        ctx->warnings++;
-        snprintf(ctx->last_warning, sizeof ctx->last_warning, "%s", buf);
-    }
-    if (level == TRIB_LOG_ERROR)
-        ctx->errors++;
-    fprintf(stderr, "[trainer %d] %s\n", level, buf);
-}
-
-/* ---- records ---- */
-static trib_record *record_new(void)
-{
-    return calloc(1, sizeof(trib_record));
-}
-static void record_free(trib_record *r)
-{
-    if (!r)
-        return;
-    free(r->topic);
-    free(r->key.data);
-    free(r->value.data);
-    free(r->msg_id);
-    free(r);
-}
-static int bytes_set(trib_bytes *b, const void *data, size_t len)
-{
-    free(b->data);
-    memset(b, 0, sizeof *b);
-    if (!data && !len)
-        return TRIB_OK;
-    b->data = malloc(len + 1);
-    memcpy(b->data, data, len);
-    b->data[len] = 0;
-    b->len = len;
-    b->set = 1;
-    return TRIB_OK;
-}
-static int str_set(char **dst, const char *s)
-{
-    free(*dst);
-    *dst = s ? strdup(s) : NULL;
-    return TRIB_OK;
-}
-static int stopping(trib_ctx *ctx)
-{
-    return ctx->stopping;
-}
-
-const trib_host fake_host = {
-    .abi_major = TRIB_ABI_MAJOR, .abi_minor = TRIB_ABI_MINOR, .log = fake_log,
-    .opt_str = opt_str, .opt_int = opt_int, .opt_double = opt_double, .opt_bool = opt_bool,
-    .opt_given = opt_given, .record_new = record_new, .record_free = record_free,
-    .bytes_set = bytes_set, .str_set = str_set, .stopping = stopping,
-};
 
 /* ---- broker ---- */
 fake_topic *fake_topic_get(fake_broker *b, const char *name, int create)
@@ -230,19 +104,14 @@ static int c_poll(void *consumer, int timeout_ms, trib_record **out)
             if (c->pos < t->n)
                 return c_poll(consumer, timeout_ms, out);
         }
-        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        th_sleep_ms(timeout_ms);
         return 0;
     }
     fake_msg *m = &t->msgs[c->pos];
-    trib_record *r = record_new();
+    trib_record *r = th_record(c->topic, m->key, m->klen, m->value, m->vlen);
     char id[64];
     snprintf(id, sizeof id, "%zu-0", c->pos);
-    str_set(&r->msg_id, id);
-    str_set(&r->topic, c->topic);
-    if (m->key)
-        bytes_set(&r->key, m->key, m->klen);
-    bytes_set(&r->value, m->value, m->vlen);
+    th_host.str_set(&r->msg_id, id);
     c->pos++;
     *out = r;
     return 1;

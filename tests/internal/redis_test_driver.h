@@ -10,7 +10,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "redis_test_host.h"
+#include "testhost.h"
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -24,8 +24,7 @@
 
 /** One plugin instance with its own host context. */
 typedef struct drv {
-    struct trib_ctx ctx;
-    struct trib_opts opts;
+    trib_ctx *ctx;
     void *inst;
 } drv;
 
@@ -37,10 +36,11 @@ void drv_create(drv *d, const char *url, ...);
 int drv_try_create(drv *d, char *err, size_t errlen, const char *url, ...);
 void drv_destroy(drv *d);
 
-/** A record for the sink with a th_ack attached (freed by rec_free). */
+/** A record for the sink, acked as `seq` (the host frees it when acked). */
 trib_record *rec_make(const char *topic, const void *key, size_t klen, const void *val, size_t vlen,
-                      char op, uint64_t lsn);
-void rec_free(trib_record *r);
+                      char op, uint64_t lsn, uint64_t seq);
+/** 1 when record `seq` was acked exactly once, with `status`. */
+int acked_once(drv *d, uint64_t seq, int status);
 
 /* Deterministic test data (tests/runtime/redis_plugin.sh regenerates it in Python). */
 size_t key_of(int i, char *buf); /* "k\0<i>\n\xff" */

@@ -1,7 +1,7 @@
 /*
  * tests/internal/test_kafka.c — drives the `kafka` plugin (loaded with
- * dlopen, like the core does) against tests/kafka_mock through a minimal
- * test host.
+ * the core's loader) against tests/kafka_mock through the shared test host
+ * (testhost.c).
  *
  *   test_kafka                        the whole suite (starts kafka_mock)
  *   test_kafka produce BOOT TOPIC N   produce N generated records, all acked
@@ -13,15 +13,18 @@
  * commits and produce(), a broker outage (no acks while down, everything
  * once after), stop while down (TRIB_STOP), and a permanent delivery error.
  */
-#include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "kafka_test_host.h"
+#include "testhost.h"
 
 static int failures;
 #define CHECK(cond, ...)                                                          \
@@ -35,6 +38,63 @@ static int failures;
     } while (0)
 
 static const trib_plugin *plug;
+
+/* ---- tests/kafka_mock as a child process: argv[0] is its path ----------- */
+
+typedef struct mock {
+    pid_t pid;
+    FILE *in, *out;
+    char bootstrap[256];
+} mock;
+
+static int mock_start(mock *m, char *const argv[])
+{
+    int to[2], from[2];
+    if (pipe(to) || pipe(from))
+        return -1;
+    m->pid = fork();
+    if (m->pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        close(to[1]);
+        close(from[0]);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the test */
+        execv(argv[0], argv);
+        perror(argv[0]);
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    m->in = fdopen(to[1], "w");
+    m->out = fdopen(from[0], "r");
+    if (!fgets(m->bootstrap, sizeof m->bootstrap, m->out))
+        return -1;
+    m->bootstrap[strcspn(m->bootstrap, "\n")] = '\0';
+    return 0;
+}
+
+/* One control command; 0 when the mock answered "ok". */
+static int mock_cmd(mock *m, const char *cmd)
+{
+    char line[256];
+    fprintf(m->in, "%s\n", cmd);
+    fflush(m->in);
+    if (!fgets(line, sizeof line, m->out))
+        return -1;
+    if (strncmp(line, "ok", 2)) {
+        fprintf(stderr, "kafka_mock command '%s': %s", cmd, line);
+        return -1;
+    }
+    return 0;
+}
+
+static void mock_stop(mock *m)
+{
+    fclose(m->in); /* the mock keeps running without stdin: signal it */
+    kill(m->pid, SIGTERM);
+    waitpid(m->pid, NULL, 0);
+    fclose(m->out);
+}
 
 /* ---- generated records -------------------------------------------------- */
 
@@ -62,12 +122,8 @@ static trib_record *gen_record(const char *topic, int i)
     unsigned char kb[16], vb[1024];
     char idx[16];
     int null_key;
-    trib_record *r = th_host.record_new();
     size_t kl = gen_key(i, kb, &null_key), vl = gen_val(i, vb);
-    th_host.str_set(&r->topic, topic);
-    if (!null_key)
-        th_host.bytes_set(&r->key, kb, kl);
-    th_host.bytes_set(&r->value, vl ? (void *)vb : (void *)"", vl);
+    trib_record *r = th_record(topic, null_key ? NULL : kb, kl, vl ? (void *)vb : (void *)"", vl);
     r->seq = (uint64_t)i;
     r->op = "rcud"[i % 4];
     r->src.lsn = ((uint64_t)i << 32) | 0xABCu;
@@ -119,7 +175,6 @@ static void print_kcat(FILE *f, const trib_record *r)
 
 typedef struct inst {
     trib_ctx *ctx;
-    trib_opts *opts;
     void *p;
 } inst;
 
@@ -129,33 +184,28 @@ static int inst_create(inst *in, const char *bootstrap, char *err, size_t errlen
 {
     va_list ap;
     const char *k, *v;
-    in->ctx = th_ctx_new();
-    in->opts = th_opts_new(plug->options);
-    in->p = NULL;
+    th_section *s = th_section_new();
     if (bootstrap)
-        th_opt(in->opts, "bootstrap_servers", bootstrap);
+        th_set(s, "bootstrap_servers", bootstrap);
     va_start(ap, errlen);
     while ((k = va_arg(ap, const char *)) && (v = va_arg(ap, const char *))) {
         if (!strncmp(k, "kafka.", 6))
-            th_opt_map(in->opts, "kafka", k + 6, v);
+            th_set_map(s, "kafka", k + 6, v);
         else
-            th_opt(in->opts, k, v);
+            th_set(s, k, v);
     }
     va_end(ap);
     if (getenv("TK_RDKAFKA_DEBUG")) /* e.g. cgrp,topic: librdkafka's debug contexts */
-        th_opt_map(in->opts, "kafka", "debug", getenv("TK_RDKAFKA_DEBUG"));
-    err[0] = '\0';
-    int rc = plug->create(in->ctx, &th_host, in->opts, &in->p, err, errlen);
-    if (rc == TRIB_OK && plug->start)
-        rc = plug->start(in->p, err, errlen);
+        th_set_map(s, "kafka", "debug", getenv("TK_RDKAFKA_DEBUG"));
+    in->ctx = th_ctx_new("sink");
+    int rc = th_create(in->ctx, plug, s, 1, err, errlen);
+    th_section_free(s);
+    in->p = th_inst(in->ctx);
     return rc;
 }
 
 static void inst_destroy(inst *in)
 {
-    if (in->p)
-        plug->destroy(in->p);
-    th_opts_free(in->opts);
     th_ctx_free(in->ctx);
 }
 
@@ -372,7 +422,7 @@ static void t_broker_down(mock *m)
     CHECK(plug->sink->flush(in.p, 10000) == TRIB_OK, "flush before outage");
     CHECK(mock_cmd(m, "down 1") == 0, "down");
     send_range(&in, "t.down", N1, N2);
-    sleep_ms(3000);
+    th_sleep_ms(3000);
     CHECK(th_ack_count(in.ctx) == N1, "acked while the broker was down: %d",
           th_ack_count(in.ctx) - N1);
     CHECK(plug->sink->flush(in.p, 200) == TRIB_RETRY, "flush must time out while down");
@@ -390,7 +440,7 @@ static void t_broker_down(mock *m)
 
 static void *stop_later(void *ctx)
 {
-    sleep_ms(1000);
+    th_sleep_ms(1000);
     th_set_stopping(ctx, 1);
     return NULL;
 }
@@ -413,7 +463,7 @@ static void t_stop_while_down(mock *m)
     CHECK(plug->sink->flush(in.p, 500) == TRIB_RETRY, "flush while down");
     int queued = 20 - th_ack_count(in.ctx); /* acked TRIB_STOP by send() */
     CHECK(queued == 5, "%d records in librdkafka's queue, want 5", queued);
-    plug->destroy(in.p); /* purges the queued ones: TRIB_STOP */
+    th_destroy(in.ctx); /* purges the queued ones: TRIB_STOP */
     in.p = NULL;
     CHECK(th_ack_count(in.ctx) == 20, "acks %d", th_ack_count(in.ctx));
     for (int i = 0; i < 20; i++)
@@ -522,12 +572,7 @@ static int cmd_consume(const char *boot, const char *topic)
 
 int main(int argc, char **argv)
 {
-    const char *so = getenv("KAFKA_PLUGIN_SO") ? getenv("KAFKA_PLUGIN_SO") : KAFKA_PLUGIN_SO;
-    void *dl = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    if (!dl || !(plug = dlsym(dl, TRIB_PLUGIN_SYMBOL))) {
-        fprintf(stderr, "cannot load %s: %s\n", so, dlerror());
-        return 1;
-    }
+    plug = th_load(getenv("KAFKA_PLUGIN_SO") ? getenv("KAFKA_PLUGIN_SO") : KAFKA_PLUGIN_SO);
     CHECK(plug->abi_major == TRIB_ABI_MAJOR && !strcmp(plug->name, "kafka"), "descriptor");
     CHECK(plug->roles == (TRIB_ROLE_SINK | TRIB_ROLE_CONSUMER), "roles");
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);

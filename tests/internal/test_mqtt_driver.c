@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mqtt_test_host.h"
+#include "testhost.h"
 
 #define VLEN 784
 
@@ -36,6 +36,8 @@ static int nopts;
 static long d_start, d_batch = 100, d_rate, d_min_rate, d_timeout = 60000;
 static int d_bounded = 1, d_dups_ok;
 static const char *d_group;
+static const trib_plugin *P; /* the mqtt plugin, in the shared test host */
+static trib_ctx *C;          /* the one instance's context */
 
 static double now_s(void)
 {
@@ -69,14 +71,15 @@ static void make_value(long i, unsigned char *v)
     v[0] = 0; /* always a NUL byte in the payload */
 }
 
-static trib_record *make_record(th_host *th, const char *topic, long i)
+static trib_record *make_record(const char *topic, long i)
 {
     unsigned char k[32], v[VLEN];
     size_t kl = make_key(i, k);
     make_value(i, v);
-    trib_record *r = th_record(th, topic, k, kl, v, VLEN);
+    trib_record *r = th_record(topic, k, kl, v, VLEN);
     r->op = 'r';
     r->src.lsn = (1ULL << 32) | (uint64_t)i;
+    r->seq = (uint64_t)i; /* acks are counted per seq: a second one is a duplicate */
     return r;
 }
 
@@ -105,29 +108,45 @@ static void parse_args(int argc, char **argv, int first)
     opts[nopts] = NULL;
 }
 
-static int cmd_publish(th_host *th, const char *topic, long n)
+/* An instance with the plugin options of opts[]; NULL (message printed) on failure. */
+static void *create(void)
 {
-    void *inst = th_create(th, opts);
+    th_section *s = th_section_new();
+    for (int i = 0; opts[i]; i++)
+        th_set_kv(s, opts[i]);
+    char err[512] = "";
+    int rc = th_create(C, P, s, 1, err, sizeof err);
+    th_section_free(s);
+    if (rc != TRIB_OK) {
+        fprintf(stderr, "create: %s\n", err);
+        return NULL;
+    }
+    return th_inst(C);
+}
+
+static int cmd_publish(const char *topic, long n)
+{
+    void *inst = create();
     if (!inst) return 1;
     double t0 = now_s();
     trib_record *batch[1000];
     for (long i = 0; i < n;) {
         size_t b = 0;
-        while (b < (size_t)d_batch && b < 1000 && i < n) batch[b++] = make_record(th, topic, d_start + i++);
-        if (th->plugin->sink->send(inst, batch, b) != TRIB_OK) fprintf(stderr, "send: TRIB_ERR\n");
+        while (b < (size_t)d_batch && b < 1000 && i < n) batch[b++] = make_record(topic, d_start + i++);
+        if (P->sink->send(inst, batch, b) != TRIB_OK) fprintf(stderr, "send: TRIB_ERR\n");
         if (d_rate > 0) { /* throttle to `rate` records per second */
             double ahead = (double)i / d_rate - (now_s() - t0);
             if (ahead > 0) usleep((useconds_t)(ahead * 1e6));
         }
     }
-    int frc = th->plugin->sink->flush(inst, (int)d_timeout);
+    int frc = P->sink->flush(inst, (int)d_timeout);
     double dt = now_s() - t0;
-    th_destroy(th, inst);
-    fprintf(stderr, "publish: %ld records in %.2f s = %.0f/s; ok=%lu err=%lu stop=%lu dup=%lu "
-            "resends=%lu flush=%d\n", n, dt, n / dt, th->acks_ok, th->acks_err, th->acks_stop,
-            th->acks_dup, th->resends, frc);
-    if (th->acks_err) fprintf(stderr, "last error: %s\n", th->last_err);
-    if (th->acks_ok != (unsigned long)n || th->acks_dup || frc != TRIB_OK) return 1;
+    th_destroy(C);
+    fprintf(stderr, "publish: %ld records in %.2f s = %.0f/s; ok=%d err=%d stop=%d dup=%d "
+            "resends=%.0f flush=%d\n", n, dt, n / dt, th_acks(C, TRIB_OK), th_acks(C, TRIB_ERR),
+            th_acks(C, TRIB_STOP), th_ack_dups(C), th_metric(C, "mqtt_resends"), frc);
+    if (th_acks(C, TRIB_ERR)) fprintf(stderr, "last error: %s\n", th_last_error(C));
+    if (th_acks(C, TRIB_OK) != n || th_ack_dups(C) || frc != TRIB_OK) return 1;
     if (d_min_rate && n / dt < d_min_rate) {
         fprintf(stderr, "FAIL: %.0f records/s is below min_rate=%ld\n", n / dt, d_min_rate);
         return 1;
@@ -151,16 +170,16 @@ static long verify(const trib_record *r, const char *topic, char *why, size_t wl
     return i;
 }
 
-static int cmd_consume(th_host *th, const char *topic, long n, int check_meta)
+static int cmd_consume(const char *topic, long n, int check_meta)
 {
-    void *inst = th_create(th, opts);
+    void *inst = create();
     if (!inst) return 1;
     trib_consume_opts co = {d_group, 1, d_bounded, 1};
     char err[512] = "";
-    void *c = th->plugin->consumer->open(inst, topic, &co, err, sizeof err);
+    void *c = P->consumer->open(inst, topic, &co, err, sizeof err);
     if (!c) {
         fprintf(stderr, "open: %s\n", err);
-        th_destroy(th, inst);
+        th_destroy(C);
         return 1;
     }
     unsigned char *seen = calloc((size_t)n, 1);
@@ -169,7 +188,7 @@ static int cmd_consume(th_host *th, const char *topic, long n, int check_meta)
     int rc = 0;
     while (got < n && (now_s() - t0) * 1000 < d_timeout) {
         trib_record *r = NULL;
-        rc = th->plugin->consumer->poll(c, 500, &r);
+        rc = P->consumer->poll(c, 500, &r);
         if (rc == TRIB_EOF || rc == TRIB_ERR) break;
         if (rc != 1) continue;
         total++;
@@ -186,20 +205,20 @@ static int cmd_consume(th_host *th, const char *topic, long n, int check_meta)
         } else {
             if (bad++ < 5) fprintf(stderr, "unexpected record: %s\n", why);
         }
-        th->plugin->consumer->commit(c, r);
-        th->host.record_free(r);
+        P->consumer->commit(c, r);
+        th_host.record_free(r);
     }
     /* a bounded read must then end with EOF */
     if (got == n && d_bounded) {
         trib_record *r = NULL;
-        while ((rc = th->plugin->consumer->poll(c, 5000, &r)) == 1) {
+        while ((rc = P->consumer->poll(c, 5000, &r)) == 1) {
             total++;
             dups++;
-            th->host.record_free(r);
+            th_host.record_free(r);
         }
     }
-    th->plugin->consumer->close(c);
-    th_destroy(th, inst);
+    P->consumer->close(c);
+    th_destroy(C);
     double dt = now_s() - t0;
     fprintf(stderr, "consume: %ld/%ld distinct, %ld duplicate(s), %ld bad, last rc %d, %.2f s "
             "(%.0f/s)\n", got, n, dups, bad, rc, dt, total / dt);
@@ -209,74 +228,75 @@ static int cmd_consume(th_host *th, const char *topic, long n, int check_meta)
     return 0;
 }
 
-static int cmd_subscribe(th_host *th, const char *topic)
+static int cmd_subscribe(const char *topic)
 {
-    void *inst = th_create(th, opts);
+    void *inst = create();
     if (!inst) return 1;
     trib_consume_opts co = {d_group, 1, 0, 1};
     char err[512] = "";
-    void *c = th->plugin->consumer->open(inst, topic, &co, err, sizeof err);
-    if (c) th->plugin->consumer->close(c);
+    void *c = P->consumer->open(inst, topic, &co, err, sizeof err);
+    if (c) P->consumer->close(c);
     else fprintf(stderr, "open: %s\n", err);
-    th_destroy(th, inst);
+    th_destroy(C);
     return c ? 0 : 1;
 }
 
-static int cmd_produce(th_host *th, const char *topic)
+static int cmd_produce(const char *topic)
 {
-    void *inst = th_create(th, opts);
+    void *inst = create();
     if (!inst) return 1;
-    trib_record *r = make_record(th, topic, d_start);
-    int rc = th->plugin->consumer->produce(inst, r, (int)d_timeout);
-    th->host.record_free(r);
-    th_destroy(th, inst);
+    trib_record *r = make_record(topic, d_start);
+    int rc = P->consumer->produce(inst, r, (int)d_timeout);
+    th_host.record_free(r);
+    th_destroy(C);
     fprintf(stderr, "produce: rc %d\n", rc);
     return rc == TRIB_OK ? 0 : 1;
 }
 
-struct stop_arg { th_host *th; void *inst; const char *topic; int rc; };
+struct stop_arg { void *inst; const char *topic; int rc; };
 
 static void *stop_sender(void *p)
 {
     struct stop_arg *a = p;
     trib_record *recs[50];
-    for (long i = 0; i < 50; i++) recs[i] = make_record(a->th, a->topic, i);
-    a->rc = a->th->plugin->sink->send(a->inst, recs, 50);
+    for (long i = 0; i < 50; i++) recs[i] = make_record(a->topic, i);
+    a->rc = P->sink->send(a->inst, recs, 50);
     return NULL;
 }
 
 /* The broker is unreachable: send() blocks on max_inflight until the engine
    stops, then every record is acked TRIB_STOP exactly once (at destroy for
    those handed to paho). */
-static int cmd_stop(th_host *th, const char *topic)
+static int cmd_stop(const char *topic)
 {
-    void *inst = th_create(th, opts);
+    void *inst = create();
     if (!inst) return 1;
-    struct stop_arg a = {th, inst, topic, 0};
+    struct stop_arg a = {inst, topic, 0};
     pthread_t t;
     pthread_create(&t, NULL, stop_sender, &a);
     sleep(2);
-    unsigned long before = th->acks_ok + th->acks_err + th->acks_stop;
-    th_set_stop(th, 1);
+    int before = th_ack_count(C);
+    th_set_stopping(C, 1);
     pthread_join(t, NULL);
-    int frc = th->plugin->sink->flush(inst, 500);
-    th_destroy(th, inst);
-    fprintf(stderr, "stop: acks before stop %lu; ok=%lu err=%lu stop=%lu dup=%lu flush=%d\n",
-            before, th->acks_ok, th->acks_err, th->acks_stop, th->acks_dup, frc);
-    return (before == 0 && th->acks_stop == 50 && !th->acks_dup && a.rc == TRIB_OK) ? 0 : 1;
+    int frc = P->sink->flush(inst, 500);
+    th_destroy(C);
+    fprintf(stderr, "stop: acks before stop %d; ok=%d err=%d stop=%d dup=%d flush=%d\n", before,
+            th_acks(C, TRIB_OK), th_acks(C, TRIB_ERR), th_acks(C, TRIB_STOP), th_ack_dups(C), frc);
+    return (before == 0 && th_acks(C, TRIB_STOP) == 50 && !th_ack_dups(C) && a.rc == TRIB_OK) ? 0
+                                                                                                : 1;
 }
 
-static int cmd_reject(th_host *th)
+static int cmd_reject(void)
 {
-    void *inst = th_create(th, opts);
+    void *inst = create();
     if (!inst) return 1;
     const char *bad[] = {"a/+/b", "a/#", ""};
     trib_record *recs[3];
-    for (int i = 0; i < 3; i++) recs[i] = make_record(th, bad[i], i);
-    th->plugin->sink->send(inst, recs, 3);
-    th_destroy(th, inst);
-    fprintf(stderr, "reject: err=%lu (%s)\n", th->acks_err, th->last_err);
-    return th->acks_err == 3 ? 0 : 1;
+    for (int i = 0; i < 3; i++) recs[i] = make_record(bad[i], i);
+    P->sink->send(inst, recs, 3);
+    th_destroy(C);
+    fprintf(stderr, "reject: err=%d (%s)\n", th_acks(C, TRIB_ERR), th_last_error(C));
+    return th_acks(C, TRIB_ERR) == 3 ? 0 : 1;
 }
 
 static void hex(const unsigned char *p, size_t n, char *out)
@@ -294,32 +314,32 @@ static void print_hex(const trib_bytes *b)
 }
 
 /* The plugin's own consumer reads back what its sink wrote (for the e2e test). */
-static int cmd_dump(th_host *th, const char *topic)
+static int cmd_dump(const char *topic)
 {
-    void *inst = th_create(th, opts);
+    void *inst = create();
     if (!inst) return 1;
     trib_consume_opts co = {d_group, 1, 1, 1};
     char err[512] = "";
-    void *c = th->plugin->consumer->open(inst, topic, &co, err, sizeof err);
+    void *c = P->consumer->open(inst, topic, &co, err, sizeof err);
     if (!c) {
         fprintf(stderr, "open: %s\n", err);
-        th_destroy(th, inst);
+        th_destroy(C);
         return 1;
     }
     trib_record *r = NULL;
     long n = 0;
     int rc;
-    while ((rc = th->plugin->consumer->poll(c, 1000, &r)) >= 0) {
+    while ((rc = P->consumer->poll(c, 1000, &r)) >= 0) {
         if (rc == 0) continue;
         print_hex(&r->key);
         fputc('\t', stdout);
         print_hex(&r->value);
         printf("\t%c\t%llx\n", r->op ? r->op : '-', (unsigned long long)r->src.lsn);
-        th->host.record_free(r);
+        th_host.record_free(r);
         n++;
     }
-    th->plugin->consumer->close(c);
-    th_destroy(th, inst);
+    P->consumer->close(c);
+    th_destroy(C);
     fprintf(stderr, "dump: %ld record(s), end rc %d\n", n, rc);
     return rc == TRIB_EOF ? 0 : 1;
 }
@@ -358,20 +378,21 @@ int main(int argc, char **argv)
     long n = argc > 3 ? atol(argv[3]) : 0;
     parse_args(argc, argv, first);
     if (!strcmp(cmd, "expect-interop")) return cmd_expect_interop(topic, n);
-    th_host th;
-    th_init(&th, th_plugin_path("mqtt"));
-    if (!strcmp(cmd, "publish")) return cmd_publish(&th, topic, n);
+    P = th_load(th_plugin_path("mqtt"));
+    C = th_ctx_new("sink");
+    th_set_state_dir(C, "/tmp/tributary-mqtt-test"); /* part of the default client id */
+    if (!strcmp(cmd, "publish")) return cmd_publish(topic, n);
     if (!strcmp(cmd, "consume")) {
         int meta = 1;
         for (int i = 0; opts[i]; i++)
             if (!strcmp(opts[i], "mqtt_version=3.1.1")) meta = 0; /* 3.1.1 carries no op/lsn */
-        return cmd_consume(&th, topic, n, meta);
+        return cmd_consume(topic, n, meta);
     }
-    if (!strcmp(cmd, "subscribe")) return cmd_subscribe(&th, topic);
-    if (!strcmp(cmd, "produce")) return cmd_produce(&th, topic);
-    if (!strcmp(cmd, "dump")) return cmd_dump(&th, topic);
-    if (!strcmp(cmd, "stop")) return cmd_stop(&th, topic);
-    if (!strcmp(cmd, "reject")) return cmd_reject(&th);
+    if (!strcmp(cmd, "subscribe")) return cmd_subscribe(topic);
+    if (!strcmp(cmd, "produce")) return cmd_produce(topic);
+    if (!strcmp(cmd, "dump")) return cmd_dump(topic);
+    if (!strcmp(cmd, "stop")) return cmd_stop(topic);
+    if (!strcmp(cmd, "reject")) return cmd_reject();
     fprintf(stderr, "unknown command %s\n", cmd);
     return 2;
 }

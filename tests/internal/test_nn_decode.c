@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "decode.h"
-#include "nn_fakehost.h"
+#include "testhost.h"
 #include "nn_testutil.h"
 #include "trainer.h"
 
@@ -80,25 +80,30 @@ static void test_pixels(void)
 
 static trib_record *mkrec(const char *key, const char *val, size_t vlen)
 {
-    trib_record *r = fake_host.record_new();
-    if (key)
-        fake_host.bytes_set(&r->key, key, strlen(key));
-    fake_host.bytes_set(&r->value, val, vlen);
-    fake_host.str_set(&r->msg_id, "1-0");
-    fake_host.str_set(&r->topic, "t");
+    trib_record *r = th_record("t", key, key ? strlen(key) : 0, val, vlen);
+    th_host.str_set(&r->msg_id, "1-0");
     return r;
+}
+
+/* The trainer with options from "name=value" strings (NULL-terminated). */
+static int create(trib_ctx *ctx, const char *const *kv, char *err, size_t errlen)
+{
+    th_section *s = th_section_new();
+    for (; *kv; kv++)
+        th_set_kv(s, *kv);
+    int rc = th_create(ctx, &tributary_plugin, s, 0, err, errlen);
+    th_section_free(s);
+    return rc;
 }
 
 /* Malformed records are counted per kind and warned about once per kind. */
 static void test_plugin_counting(void)
 {
-    struct trib_ctx ctx = {0};
+    trib_ctx *ctx = th_ctx_new("trainer");
     const char *kv[] = {"train_topic=a", "test_topic=b", NULL};
-    trib_opts *o = fake_opts_new(&tributary_plugin, kv);
-    void *inst = NULL;
     char err[256];
-    CHECK(tributary_plugin.create(&ctx, &fake_host, o, &inst, err, sizeof err) == TRIB_OK);
-    trainer *t = inst;
+    CHECK(create(ctx, kv, err, sizeof err) == TRIB_OK);
+    trainer *t = th_inst(ctx);
     static char good[784 * 4], bad[784 * 4];
     size_t gn = csv(good, 784, 0, ","), bn = csv(bad, 700, 0, ",");
     uint8_t px[784];
@@ -112,22 +117,20 @@ static void test_plugin_counting(void)
         /* predict does not need a label */
         CHECK(trainer_decode(t, recs[2], 0, px, &label) == 0 && label == -1);
         for (int i = 0; i < 5; i++)
-            fake_host.record_free(recs[i]);
+            th_host.record_free(recs[i]);
     }
     CHECK(t->bad[NN_DEC_BAD_LABEL] == 4 && t->bad[NN_DEC_BAD_COUNT] == 2 &&
           t->bad[NN_DEC_NON_NUMERIC] == 2);
-    CHECKF(ctx.warnings == 3, "%d warnings", ctx.warnings);
+    CHECKF(th_log_count(ctx, TRIB_LOG_WARN) == 3, "%d warnings", th_log_count(ctx, TRIB_LOG_WARN));
     trainer_report_bad(t, "t");
-    CHECK(ctx.warnings == 6);
-    tributary_plugin.destroy(inst);
-    fake_opts_free(o);
+    CHECK(th_log_count(ctx, TRIB_LOG_WARN) == 6);
+    th_destroy(ctx);
 
     /* option validation names the key */
     const char *kv2[] = {"train_topic=a", "test_topic=b", "batch_size=0", NULL};
-    o = fake_opts_new(&tributary_plugin, kv2);
-    CHECK(tributary_plugin.create(&ctx, &fake_host, o, &inst, err, sizeof err) == TRIB_ERR);
+    CHECK(create(ctx, kv2, err, sizeof err) == TRIB_ERR);
     CHECK(strstr(err, "batch_size") != NULL);
-    fake_opts_free(o);
+    th_ctx_free(ctx);
 }
 
 static void test_csv_speed(void)

@@ -1,6 +1,7 @@
 /*
  * test_nn_trainer.c — the trainer plugin driven through its descriptor
- * against an in-memory broker (nn_fakehost.c): `train` reads a topic with
+ * in the shared test host (testhost.c) against an in-memory broker
+ * (nn_broker.c): `train` reads a topic with
  * malformed records mixed in, fits, saves, evaluates; `online` keeps
  * learning and checkpoints; `predict` classifies records arriving after it
  * started, publishes JSON predictions, writes PNGs and reloads a model file
@@ -16,7 +17,7 @@
 
 #include "model_io.h"
 #include "nn_data.h"
-#include "nn_fakehost.h"
+#include "nn_broker.h"
 #include "nn_testutil.h"
 
 extern const trib_plugin tributary_plugin;
@@ -42,12 +43,6 @@ static void add_images(fake_topic *t, uint64_t *lcg, int n, int raw)
     }
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Save a model that answers 3 whatever the input. */
 static void save_biased_model(void)
 {
@@ -68,7 +63,7 @@ static void on_idle(fake_broker *b, const char *topic)
     fake_topic *t = fake_topic_get(b, topic, 0);
     if (s->biased_at && s->idle == s->biased_at) {
         save_biased_model();
-        sleep_ms(700); /* let predict's reload check come due */
+        th_sleep_ms(700); /* let predict's reload check come due */
         return;
     }
     if (s->idle == 1 || (s->biased_at && s->idle == s->biased_at + 1)) {
@@ -77,17 +72,19 @@ static void on_idle(fake_broker *b, const char *topic)
             fake_topic_add(t, NULL, t->msgs[t->n - 1].value, t->msgs[t->n - 1].vlen);
         return;
     }
-    b->ctx->stopping = 1;
+    th_set_stopping(b->ctx, 1);
 }
 
-static void *make(struct trib_ctx *ctx, const char *const *kv)
+/* The trainer with options from "name=value" strings (NULL-terminated). */
+static void *make(trib_ctx *ctx, const char *const *kv)
 {
-    void *inst = NULL;
     char err[256];
-    trib_opts *o = fake_opts_new(&tributary_plugin, kv);
-    CHECK(tributary_plugin.create(ctx, &fake_host, o, &inst, err, sizeof err) == TRIB_OK);
-    fake_opts_free(o); /* the fake options are not needed after create */
-    return inst;
+    th_section *s = th_section_new();
+    for (; *kv; kv++)
+        th_set_kv(s, *kv);
+    CHECKF(th_create(ctx, &tributary_plugin, s, 0, err, sizeof err) == TRIB_OK, "create: %s", err);
+    th_section_free(s);
+    return th_inst(ctx);
 }
 
 static double model_accuracy(uint64_t seed)
@@ -119,10 +116,10 @@ static double model_accuracy(uint64_t seed)
 
 static void test_train(void)
 {
-    struct trib_ctx ctx = {0};
+    trib_ctx *ctx = th_ctx_new("trainer");
     fake_broker b = {0};
     scenario sc = {123, 0, "train", 100, 0};
-    b.ctx = &ctx;
+    b.ctx = ctx;
     b.user = &sc;
     b.on_idle = on_idle;
     uint64_t lcg = 99;
@@ -136,12 +133,13 @@ static void test_train(void)
     const char *kv[] = {"train_topic=train", "test_topic=test", model_opt, "epochs=3", "hidden=32",
                         "seed=5", "stream_timeout_ms=300", "online=true", "checkpoint_every=40",
                         "group_id=t", NULL};
-    void *inst = make(&ctx, kv);
+    void *inst = make(ctx, kv);
     trib_broker br = {&b, &fake_consumer_ops};
     int rc = tributary_plugin.trainer->train(inst, &br);
     CHECKF(rc == 0, "train returned %d", rc);
-    CHECKF(ctx.errors == 0, "%d errors", ctx.errors);
-    CHECKF(ctx.warnings >= 3 + 3, "%d warnings", ctx.warnings); /* 3 first + 3 summaries */
+    CHECKF(th_log_count(ctx, TRIB_LOG_ERROR) == 0, "%d errors", th_log_count(ctx, TRIB_LOG_ERROR));
+    CHECKF(th_log_count(ctx, TRIB_LOG_WARN) >= 3 + 3, "%d warnings", /* 3 first + 3 summaries */
+           th_log_count(ctx, TRIB_LOG_WARN));
     CHECK(sc.idle >= 2);       /* online: 100 records arrived, then the stop */
     CHECK(b.commits >= 2);     /* bounded read + online checkpoints */
     /* online's live group of this run first; then the bounded read and the
@@ -152,7 +150,7 @@ static void test_train(void)
     double acc = model_accuracy(4242);
     printf("trainer (fake broker): accuracy %.4f\n", acc);
     CHECKF(acc >= 0.9, "accuracy %.4f", acc);
-    tributary_plugin.destroy(inst);
+    th_ctx_free(ctx);
     fake_broker_free(&b);
 }
 
@@ -170,17 +168,17 @@ static int count_pngs(const char *d)
 
 static void test_predict(void)
 {
-    struct trib_ctx ctx = {0};
+    trib_ctx *ctx = th_ctx_new("trainer");
     fake_broker b = {0};
     scenario sc = {777, 0, "live", 20, 2};
-    b.ctx = &ctx;
+    b.ctx = ctx;
     b.user = &sc;
     b.on_idle = on_idle;
     fake_topic *live = fake_topic_get(&b, "live", 1);
     add_images(live, &sc.lcg, 5, 0); /* before predict starts: not classified */
     const char *kv[] = {"train_topic=train", "test_topic=test", "predict_topic=live", model_opt,
                         "group_id=t", NULL};
-    void *inst = make(&ctx, kv);
+    void *inst = make(ctx, kv);
     trib_broker br = {&b, &fake_consumer_ops};
     char png[700];
     snprintf(png, sizeof png, "%s/png", dir);
@@ -213,7 +211,7 @@ static void test_predict(void)
     CHECKF(correct >= 17, "%d/20 correct before the reload", correct);
     CHECKF(threes == 20, "%d/20 threes after the reload", threes);
     CHECKF(count_pngs(png) == 41, "%d PNGs", count_pngs(png));
-    tributary_plugin.destroy(inst);
+    th_ctx_free(ctx);
     fake_broker_free(&b);
 
     /* a corrupt model: predict refuses with an error naming the file */
@@ -221,13 +219,14 @@ static void test_predict(void)
     fseek(f, 200, SEEK_SET);
     fputc(0x55, f);
     fclose(f);
-    struct trib_ctx c2 = {0};
+    trib_ctx *c2 = th_ctx_new("trainer");
     fake_broker b2 = {0};
-    b2.ctx = &c2;
-    inst = make(&c2, kv);
+    b2.ctx = c2;
+    inst = make(c2, kv);
     trib_broker br2 = {&b2, &fake_consumer_ops};
-    CHECK(tributary_plugin.trainer->predict(inst, &br2, 0, NULL) == 1 && c2.errors == 1);
-    tributary_plugin.destroy(inst);
+    CHECK(tributary_plugin.trainer->predict(inst, &br2, 0, NULL) == 1 &&
+          th_log_count(c2, TRIB_LOG_ERROR) == 1);
+    th_ctx_free(c2);
 }
 
 int main(void)

@@ -1,6 +1,6 @@
 /*
  * tests/internal/test_redis_driver.c — drives the built redis plugin
- * (dlopen'ed, as the core does) with the minimal host of redis_test_host.c.
+ * (loaded by the core's loader) through the shared test host (testhost.c).
  *
  *   test_redis_driver SCENARIO REDIS_URL [args]
  *
@@ -10,7 +10,6 @@
  */
 #include "redis_test_driver.h"
 
-#include <dlfcn.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -19,17 +18,8 @@ const char *URL;
 
 static void load_plugin(void)
 {
-    char path[4096];
     const char *so = getenv("TRIB_REDIS_SO");
-    if (!so) {
-        const char *b = getenv("TRIB_BUILDDIR");
-        snprintf(path, sizeof path, "%s/plugins/redis/.libs/redis.so", b ? b : ".");
-        so = path;
-    }
-    void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    CHECK(h, "dlopen %s: %s", so, dlerror());
-    P = dlsym(h, TRIB_PLUGIN_SYMBOL);
-    CHECK(P, "no symbol %s in %s", TRIB_PLUGIN_SYMBOL, so);
+    P = th_load(so ? so : th_plugin_path("redis"));
     CHECK(P->abi_major == TRIB_ABI_MAJOR, "abi %u", P->abi_major);
     CHECK(strcmp(P->name, "redis") == 0, "name %s", P->name);
     CHECK(P->roles == (TRIB_ROLE_SINK | TRIB_ROLE_CONSUMER), "roles %u", P->roles);
@@ -39,21 +29,16 @@ static void load_plugin(void)
 
 static int vcreate(drv *d, char *err, size_t errlen, const char *url, va_list ap)
 {
-    th_ctx_init(&d->ctx);
-    th_opts_init(&d->opts, P->options);
-    th_opt(&d->opts, "url", url);
+    th_section *s = th_section_new();
+    th_set(s, "url", url);
     const char *n;
     while ((n = va_arg(ap, const char *)) != NULL)
-        th_opt(&d->opts, n, va_arg(ap, const char *));
-    d->inst = NULL;
-    if (P->create(&d->ctx, &th_host, &d->opts, &d->inst, err, errlen) != TRIB_OK)
-        return TRIB_ERR;
-    if (P->start && P->start(d->inst, err, errlen) != TRIB_OK) {
-        P->destroy(d->inst);
-        d->inst = NULL;
-        return TRIB_ERR;
-    }
-    return TRIB_OK;
+        th_set(s, n, va_arg(ap, const char *));
+    d->ctx = th_ctx_new("sink");
+    int ret = th_create(d->ctx, P, s, 1, err, errlen);
+    th_section_free(s);
+    d->inst = th_inst(d->ctx);
+    return ret;
 }
 
 int drv_try_create(drv *d, char *err, size_t errlen, const char *url, ...)
@@ -77,32 +62,24 @@ void drv_create(drv *d, const char *url, ...)
 
 void drv_destroy(drv *d)
 {
-    if (d->inst)
-        P->destroy(d->inst);
-    th_ctx_free(&d->ctx);
+    th_ctx_free(d->ctx);
+    d->ctx = NULL;
+    d->inst = NULL;
 }
 
 trib_record *rec_make(const char *topic, const void *key, size_t klen, const void *val, size_t vlen,
-                      char op, uint64_t lsn)
+                      char op, uint64_t lsn, uint64_t seq)
 {
-    trib_record *r = th_host.record_new();
-    CHECK(r, "oom");
-    th_host.str_set(&r->topic, topic);
-    if (key)
-        th_host.bytes_set(&r->key, key, klen);
-    if (val)
-        th_host.bytes_set(&r->value, val, vlen);
+    trib_record *r = th_record(topic, key, klen, val, vlen);
     r->op = op;
     r->src.lsn = lsn;
-    r->core_private = calloc(1, sizeof(th_ack));
+    r->seq = seq;
     return r;
 }
 
-void rec_free(trib_record *r)
+int acked_once(drv *d, uint64_t seq, int status)
 {
-    free(r->core_private);
-    r->core_private = NULL;
-    th_host.record_free(r);
+    return th_ack_times(d->ctx, seq) == 1 && th_ack_status(d->ctx, seq) == status;
 }
 
 size_t key_of(int i, char *buf)

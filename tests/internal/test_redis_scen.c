@@ -17,11 +17,6 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static th_ack *ack_of(trib_record *r)
-{
-    return r->core_private;
-}
-
 /* Field `name` of a stream entry's field array, or NULL. */
 static const redisReply *entry_field(const redisReply *fields, const char *name)
 {
@@ -49,18 +44,18 @@ int scen_sink_basic(void)
         size_t kl = key_of(i, key);
         value_of(i, val);
         recs[i] =
-            rec_make("t.basic", key, kl, val, VALUE_LEN, 'c', (0x16ull << 32) + 0xB374D848u + i);
+            rec_make("t.basic", key, kl, val, VALUE_LEN, 'c', (0x16ull << 32) + 0xB374D848u + i, i);
     }
     recs[0]->op = 'r';
     recs[0]->src.snapshot = 1;
     th_host.header_add(recs[1], "trace", "a\0b", 3);
     recs[2]->src.commit_lsn = (0x16ull << 32) + 0xC0000000u;
     /* no key, empty value */
-    recs[N] = rec_make("t.empty", NULL, 0, "", 0, 'd', 5);
-    send_all(&d, recs, N + 1, 100);
+    recs[N] = rec_make("t.empty", NULL, 0, "", 0, 'd', 5, N);
+    send_all(&d, recs, N + 1, 100); /* the host frees each record when it is acked */
     for (int i = 0; i <= N; i++)
-        CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == TRIB_OK,
-              "record %d: %d acks, status %d", i, ack_of(recs[i])->count, ack_of(recs[i])->status);
+        CHECK(acked_once(&d, i, TRIB_OK), "record %d: %d acks, status %d", i,
+              th_ack_times(d.ctx, i), th_ack_status(d.ctx, i));
 
     redisContext *c = verify_conn();
     redisReply *r = vcmd(c, "XRANGE t.basic - +");
@@ -91,8 +86,6 @@ int scen_sink_basic(void)
     CHECK(entry_field(f, "value") && entry_field(f, "value")->len == 0, "empty value");
     freeReplyObject(r);
     redisFree(c);
-    for (int i = 0; i <= N; i++)
-        rec_free(recs[i]);
     drv_destroy(&d);
     printf("sink-basic: %d records byte-exact\n", N + 1);
     return 0;
@@ -105,12 +98,10 @@ int scen_sink_maxlen(void)
     drv_create(&d, URL, "maxlen", "100", NULL);
     trib_record **recs = calloc(N, sizeof *recs);
     for (int i = 0; i < N; i++)
-        recs[i] = rec_make("t.maxlen", "k", 1, "v", 1, 'c', (uint64_t)i);
+        recs[i] = rec_make("t.maxlen", "k", 1, "v", 1, 'c', (uint64_t)i, i);
     send_all(&d, recs, N, 250);
-    for (int i = 0; i < N; i++) {
-        CHECK(ack_of(recs[i])->status == TRIB_OK, "ack %d", i);
-        rec_free(recs[i]);
-    }
+    for (int i = 0; i < N; i++)
+        CHECK(acked_once(&d, i, TRIB_OK), "ack %d", i);
     free(recs);
     redisContext *c = verify_conn();
     redisReply *r = vcmd(c, "XLEN t.maxlen");
@@ -130,31 +121,29 @@ int scen_sink_error(void)
     redisContext *c = verify_conn();
     freeReplyObject(vcmd(c, "SET t.notstream x"));
     trib_record *recs[4] = {
-        rec_make("t.ok", "a", 1, "1", 1, 'c', 1), rec_make("t.notstream", "b", 1, "2", 1, 'c', 2),
-        rec_make("t.ok", "c", 1, "3", 1, 'c', 3), rec_make("t.ok", "d", 1, "4", 1, 'c', 4)};
+        rec_make("t.ok", "a", 1, "1", 1, 'c', 1, 0), rec_make("t.notstream", "b", 1, "2", 1, 'c', 2, 1),
+        rec_make("t.ok", "c", 1, "3", 1, 'c', 3, 2), rec_make("t.ok", "d", 1, "4", 1, 'c', 4, 3)};
     th_host.str_set(&recs[3]->topic, NULL); /* no topic: rejected without a command */
     CHECK(P->sink->send(d.inst, recs, 4) == TRIB_OK, "send");
     int want[4] = {TRIB_OK, TRIB_ERR, TRIB_OK, TRIB_ERR};
     for (int i = 0; i < 4; i++)
-        CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == want[i], "record %d: %d", i,
-              ack_of(recs[i])->status);
-    trib_record *nt = rec_make("x", "k", 1, "v", 1, 'c', 1);
+        CHECK(acked_once(&d, i, want[i]), "record %d: %d", i, th_ack_status(d.ctx, i));
+    trib_record *nt = rec_make("x", "k", 1, "v", 1, 'c', 1, 4);
     th_host.str_set(&nt->topic, NULL);
     P->sink->send(d.inst, &nt, 1);
-    CHECK(strstr(d.ctx.last_err, "no topic") != NULL, "no-topic message: %s", d.ctx.last_err);
-    rec_free(nt);
+    CHECK(acked_once(&d, 4, TRIB_ERR), "no-topic record: %d", th_ack_status(d.ctx, 4));
+    CHECK(strstr(th_last_error(d.ctx), "no topic") != NULL, "no-topic message: %s",
+          th_last_error(d.ctx));
     redisReply *r = vcmd(c, "XLEN t.ok");
     CHECK(r->integer == 2, "XLEN t.ok %lld", r->integer);
     freeReplyObject(r);
     /* the WRONGTYPE message names the stream */
-    trib_record *one = rec_make("t.notstream", "b", 1, "2", 1, 'c', 2);
+    trib_record *one = rec_make("t.notstream", "b", 1, "2", 1, 'c', 2, 5);
     P->sink->send(d.inst, &one, 1);
-    CHECK(strstr(d.ctx.last_err, "t.notstream") && strstr(d.ctx.last_err, "WRONGTYPE"),
-          "error message: %s", d.ctx.last_err);
-    printf("sink-error: %s\n", d.ctx.last_err);
-    rec_free(one);
-    for (int i = 0; i < 4; i++)
-        rec_free(recs[i]);
+    CHECK(acked_once(&d, 5, TRIB_ERR), "WRONGTYPE record: %d", th_ack_status(d.ctx, 5));
+    CHECK(strstr(th_last_error(d.ctx), "t.notstream") && strstr(th_last_error(d.ctx), "WRONGTYPE"),
+          "error message: %s", th_last_error(d.ctx));
+    printf("sink-error: %s\n", th_last_error(d.ctx));
     redisFree(c);
     drv_destroy(&d);
     return 0;
@@ -176,18 +165,16 @@ int scen_sink_live(int argc, char **argv)
             char k[16], v[32];
             snprintf(k, sizeof k, "%d", base + i);
             snprintf(v, sizeof v, "value-%d", base + i);
-            recs[i] = rec_make("t.live", k, strlen(k), v, strlen(v), 'c', (uint64_t)(base + i + 1));
+            recs[i] = rec_make("t.live", k, strlen(k), v, strlen(v), 'c', (uint64_t)(base + i + 1),
+                               (uint64_t)(base + i));
         }
         uint64_t t0 = now_ms();
         CHECK(P->sink->send(d.inst, recs, (size_t)m) == TRIB_OK, "send");
         if (now_ms() - t0 > slowest)
             slowest = now_ms() - t0;
-        for (int i = 0; i < m; i++) {
-            CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == TRIB_OK,
-                  "record %d: %d acks status %d", base + i, ack_of(recs[i])->count,
-                  ack_of(recs[i])->status);
-            rec_free(recs[i]);
-        }
+        for (int i = base; i < base + m; i++)
+            CHECK(acked_once(&d, i, TRIB_OK), "record %d: %d acks status %d", i,
+                  th_ack_times(d.ctx, i), th_ack_status(d.ctx, i));
         FILE *f = fopen(argv[2], "w");
         if (f) {
             fprintf(f, "%d\n", base + m);
@@ -196,7 +183,7 @@ int scen_sink_live(int argc, char **argv)
         usleep(3000);
     }
     free(recs);
-    CHECK(th_log_contains(&d.ctx, "reconnected"), "expected a reconnect during the run");
+    CHECK(th_log_contains(d.ctx, "reconnected"), "expected a reconnect during the run");
     printf("sink-live: %d records acked, longest send %llu ms\n", n, (unsigned long long)slowest);
     drv_destroy(&d);
     return 0;
@@ -224,23 +211,21 @@ int scen_sink_stop(void)
     drv_create(&d, URL, "reconnect_max_ms", "5000", "connect_timeout_ms", "300", NULL);
     trib_record *recs[10];
     for (int i = 0; i < 10; i++)
-        recs[i] = rec_make("t.stop", "k", 1, "v", 1, 'c', (uint64_t)i);
+        recs[i] = rec_make("t.stop", "k", 1, "v", 1, 'c', (uint64_t)i, i);
     struct send_arg a = {&d, recs, 10, 0};
     pthread_t t;
     pthread_create(&t, NULL, send_thread, &a);
     usleep(1500 * 1000);
     CHECK(a.returned_at == 0, "send returned while redis is down and not stopping");
-    CHECK(d.ctx.nacks == 0, "acks while blocked");
+    CHECK(th_ack_count(d.ctx) == 0, "acks while blocked");
     uint64_t stop_at = now_ms();
-    d.ctx.stopping = 1;
+    th_set_stopping(d.ctx, 1);
     pthread_join(t, NULL);
     CHECK(a.returned_at - stop_at < 1500, "send took %llu ms to notice stopping",
           (unsigned long long)(a.returned_at - stop_at));
-    for (int i = 0; i < 10; i++) {
-        CHECK(ack_of(recs[i])->count == 1 && ack_of(recs[i])->status == TRIB_STOP, "record %d", i);
-        rec_free(recs[i]);
-    }
-    CHECK(th_log_contains(&d.ctx, "not delivered"), "log says what was not delivered");
+    for (int i = 0; i < 10; i++)
+        CHECK(acked_once(&d, i, TRIB_STOP), "record %d", i);
+    CHECK(th_log_contains(d.ctx, "not delivered"), "log says what was not delivered");
     printf("sink-stop: 10 records acked TRIB_STOP %llu ms after stop\n",
            (unsigned long long)(a.returned_at - stop_at));
     drv_destroy(&d);
@@ -254,9 +239,9 @@ int scen_produce(void)
     char url5[256];
     snprintf(url5, sizeof url5, "%.*s/5", (int)(strrchr(URL, '/') - URL), URL);
     drv_create(&d, url5, NULL);
-    trib_record *r = rec_make("t.produce", "7", 1, "x\0y", 3, 0, 0);
+    trib_record *r = rec_make("t.produce", "7", 1, "x\0y", 3, 0, 0, 0);
     CHECK(P->consumer->produce(d.inst, r, 1000) == TRIB_OK, "produce");
-    rec_free(r);
+    th_host.record_free(r); /* produce() does not take the record */
     redisContext *c = verify_conn();
     freeReplyObject(vcmd(c, "SELECT 5"));
     redisReply *x = vcmd(c, "XRANGE t.produce - +");
@@ -278,20 +263,19 @@ int scen_auth(int argc, char **argv)
     const char *pw = argv[2];
     drv d;
     drv_create(&d, URL, NULL);
-    trib_record *r = rec_make("t.auth", "k", 1, "v", 1, 'c', 1);
-    CHECK(P->sink->send(d.inst, &r, 1) == TRIB_OK && ack_of(r)->status == TRIB_OK, "send");
-    rec_free(r);
-    CHECK(!th_log_contains(&d.ctx, pw), "password in the log");
+    trib_record *r = rec_make("t.auth", "k", 1, "v", 1, 'c', 1, 0);
+    CHECK(P->sink->send(d.inst, &r, 1) == TRIB_OK && acked_once(&d, 0, TRIB_OK), "send");
+    CHECK(!th_log_contains(d.ctx, pw), "password in the log");
     drv_destroy(&d);
 
     char err[512] = "";
     CHECK(drv_try_create(&d, err, sizeof err, argv[0], NULL) == TRIB_ERR, "bad password accepted");
     CHECK(strstr(err, "AUTH") && !strstr(err, "wrong-secret") && !strstr(err, pw), "err: %s", err);
     printf("auth: bad password -> %s\n", err);
-    th_ctx_free(&d.ctx);
+    drv_destroy(&d);
 
     drv_create(&d, argv[1], "password", pw, NULL);
-    CHECK(!th_log_contains(&d.ctx, pw), "password in the log");
+    CHECK(!th_log_contains(d.ctx, pw), "password in the log");
     drv_destroy(&d);
     printf("auth: ok\n");
     return 0;

@@ -1,6 +1,6 @@
 #!/bin/bash
 # mqtt_broker.sh — the `mqtt` plugin against a real mosquitto, driven by
-# tests/internal/test_mqtt_driver (a minimal host loading plugins/mqtt/mqtt.so).
+# tests/internal/test_mqtt_driver (plugins/mqtt/mqtt.so in the shared test host).
 #
 #  1. persistent session: a consumer subscribes and leaves, 20,000 binary
 #     784-byte records are published (QoS 1, all acked, at least 2,000/s),

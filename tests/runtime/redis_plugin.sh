@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/runtime/redis_plugin.sh — the redis plugin against a real redis-server,
-# driven by tests/internal/test_redis_driver (the plugin dlopen'ed with a
-# minimal host).  Covers: pipelined batches with byte-exact binary key/value
+# driven by tests/internal/test_redis_driver (the plugin loaded into the
+# shared test host).  Covers: pipelined batches with byte-exact binary key/value
 # (NUL bytes, 784-byte values), acks, maxlen, error replies, stopping while
 # Redis is down, consumer group + XACK + redelivery, bounded reads ending in
 # EOF, XREAD, produce, AUTH; redis-cli reading what the plugin wrote
