@@ -1,4 +1,4 @@
-# plugins/mqtt/: MQTT sink + consumer on paho-mqtt-c's asynchronous client.
+# plugins/mqtt/: MQTT sink (own connection, mqtt_wire.c) + consumer on paho-mqtt-c's async client.
 if ENABLE_MQTT
 pkglib_LTLIBRARIES += plugins/mqtt/mqtt.la
 plugins_mqtt_mqtt_la_SOURCES = plugins/mqtt/mqtt.c plugins/mqtt/mqtt_sink.c \

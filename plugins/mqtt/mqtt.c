@@ -3,9 +3,10 @@
  *
  * A sink publishing each record to the MQTT topic named by the record
  * (payload = value, key and change metadata as v5 user properties), and a
- * consumer reading them back through a persistent session.  Built on the
- * asynchronous paho client (MQTTAsync) only: the synchronous one waits for
- * each PUBACK and manages a few QoS 1 messages a second.
+ * consumer reading them back through a persistent session.  The sink
+ * publishes over a connection of its own (mqtt_sink.c on mqtt_wire.c's
+ * codec); the consumer uses the asynchronous paho client (MQTTAsync; the
+ * synchronous one waits for each PUBACK).
  *
  * Client ids.  Persistent sessions are keyed by client id, so the id must be
  * the same from one run to the next (a pid-based id would orphan a session on
@@ -39,8 +40,8 @@ static const trib_option mqtt_options[] = {
     {"key_in_topic", TRIB_OPT_BOOL, "false", 0, NULL,
      "publish to <topic>/<escaped key> (for 3.1.1, which has no user properties)", 0},
     {"max_inflight", TRIB_OPT_INT, "200", 0, NULL,
-     "unacknowledged messages (also buffered while disconnected) before send blocks; paho's "
-     "cost per message grows with it (1000 publishes ~30% slower than 200)", 0},
+     "unacknowledged messages (also held while disconnected) before send blocks; the broker's "
+     "Receive Maximum (v5) may lower the number on the wire", 0},
     {"username", TRIB_OPT_STRING, NULL, 0, NULL, "user name", 0},
     {"password", TRIB_OPT_STRING, NULL, 0, NULL, "password", 1},
     {"group_id", TRIB_OPT_STRING, "tributary", 0, NULL,

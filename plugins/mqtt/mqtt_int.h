@@ -3,9 +3,11 @@
  *
  * The plugin is split in these files:
  *   mqtt.c          descriptor, option table, instance lifecycle, client ids
- *   mqtt_sink.c     publishing: send/flush/produce, acks on PUBACK, resends
+ *   mqtt_sink.c     publishing over our own connection (I/O thread): send/flush/
+ *                   produce, acks on PUBACK/PUBCOMP, resends after reconnects
  *   mqtt_session.c  subscriber sessions created before a topic's first publish
- *   mqtt_wire.c     the raw-socket client doing that without consuming (mqtt_wire.h)
+ *   mqtt_wire.c     MQTT codec and the raw-socket client doing that without
+ *                   consuming (mqtt_wire.h)
  *   mqtt_consumer.c subscribing with a persistent session, poll/commit/close
  *   mqtt_codec.c    pure helpers: UTF-8 checks, base64, topic-level escaping,
  *                   record <-> MQTT v5 user properties (unit-tested alone)
