@@ -189,13 +189,19 @@ static int load_keys(pg_src *s, pg_table *t, const int *attnums)
     return TRIB_OK;
 }
 
+/* The output function of a column's type, for the binary snapshot (pg_snapshot.c). */
+#define OUT_FN                                                                                   \
+    "(SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) "      \
+    "FROM pg_catalog.pg_type ty JOIN pg_catalog.pg_proc p ON p.oid = ty.typoutput "              \
+    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE ty.oid = a.atttypid)"
+
 static int load_columns(pg_src *s, pg_table *t)
 {
     const char *sql = s->server_version >= 120000
-        ? "SELECT attname, atttypid, atttypmod, attnum FROM pg_catalog.pg_attribute "
+        ? "SELECT attname, atttypid, atttypmod, attnum, " OUT_FN " FROM pg_catalog.pg_attribute a "
           "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' "
           "ORDER BY attnum"
-        : "SELECT attname, atttypid, atttypmod, attnum FROM pg_catalog.pg_attribute "
+        : "SELECT attname, atttypid, atttypmod, attnum, " OUT_FN " FROM pg_catalog.pg_attribute a "
           "WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum";
     char oid[16];
     snprintf(oid, sizeof oid, "%u", t->oid);
@@ -216,6 +222,8 @@ static int load_columns(pg_src *s, pg_table *t)
         t->cols[i].type_oid = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
         t->cols[i].type_mod = (int32_t)strtol(PQgetvalue(r, i, 2), NULL, 10);
         attnums[i] = atoi(PQgetvalue(r, i, 3));
+        if (!PQgetisnull(r, i, 4) && !(t->cols[i].out_fn = strdup(PQgetvalue(r, i, 4))))
+            rc = TRIB_ERR;
         if (!t->cols[i].name)
             rc = TRIB_ERR;
     }

@@ -26,6 +26,7 @@ typedef struct pg_col {
     int32_t type_mod;
     int is_key;            /* part of the record key (primary key / identity index) */
     int ident;             /* pgoutput flagged it as replica identity ('K' tuples carry it) */
+    char *out_fn;          /* snapshot: schema-qualified, quoted output function of the type */
 } pg_col;
 
 /** A configured table, resolved against the catalog at start-up. */
@@ -96,6 +97,7 @@ typedef struct pg_src {
     int closed;
     char errbuf[512];
     char *bytea_buf;       /* scratch for decoding bytea hex (source thread only) */
+    int snapshot_binary;   /* snapshot_format: binary */
     size_t bytea_cap;
 } pg_src;
 

@@ -111,7 +111,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static trib_record *row_record(pg_src *s, const pg_table *t, pgt_field *f)
+static trib_record *row_record(pg_src *s, const pg_table *t, pgt_field *f, int binary)
 {
     trib_record *rec = pg_record_new(s, t, 'r');
     if (!rec) {
@@ -122,7 +122,9 @@ static trib_record *row_record(pg_src *s, const pg_table *t, pgt_field *f)
     rec->src.ts_ms = now_ms();
     rec->has_after = 1;
     for (size_t i = 0; i < t->ncols; i++) {
-        trib_val_kind k = f[i].data ? TRIB_VAL_TEXT : TRIB_VAL_NULL;
+        trib_val_kind k = !f[i].data ? TRIB_VAL_NULL
+                          : binary && t->cols[i].type_oid == TRIB_OID_BYTEA ? TRIB_VAL_BINARY
+                                                                            : TRIB_VAL_TEXT;
         if (pg_add_value(s, &rec->after, &t->cols[i], k, f[i].data, f[i].len) != TRIB_OK) {
             s->host->record_free(rec);
             return NULL;
@@ -131,20 +133,41 @@ static trib_record *row_record(pg_src *s, const pg_table *t, pgt_field *f)
     return rec;
 }
 
-static char *copy_sql(const pg_table *t)
+/*
+ * Binary format (snapshot_format: binary, the default): bytea columns travel
+ * raw, every other column as the text its type's output function makes —
+ * the very text a text-format COPY (and pgoutput) would carry, NULLs kept
+ * (output functions are strict) — so records are the same either way, but
+ * the server does not hex-encode bytea and we do not decode or unescape.
+ */
+static int binary_ok(const pg_table *t)
 {
-    size_t cap = 2 * (strlen(t->schema) + strlen(t->name)) + 64;
     for (size_t i = 0; i < t->ncols; i++)
-        cap += 2 * strlen(t->cols[i].name) + 4;
+        if (t->cols[i].type_oid != TRIB_OID_BYTEA && !t->cols[i].out_fn)
+            return 0;
+    return 1;
+}
+
+static char *copy_sql(const pg_table *t, int binary)
+{
+    size_t cap = 2 * (strlen(t->schema) + strlen(t->name)) + 80;
+    for (size_t i = 0; i < t->ncols; i++)
+        cap += 2 * strlen(t->cols[i].name) + 4 + (t->cols[i].out_fn ? strlen(t->cols[i].out_fn) + 2 : 0);
     char *sql = malloc(cap), *qs = pgt_quote_ident(t->schema), *qt = pgt_quote_ident(t->name);
     if (sql && qs && qt) {
         size_t n = (size_t)snprintf(sql, cap, "COPY (SELECT ");
         for (size_t i = 0; i < t->ncols; i++) {
-            char *qc = pgt_quote_ident(t->cols[i].name);
-            n += (size_t)snprintf(sql + n, cap - n, "%s%s", i ? ", " : "", qc ? qc : "");
+            const pg_col *c = &t->cols[i];
+            char *qc = pgt_quote_ident(c->name);
+            if (binary && c->type_oid != TRIB_OID_BYTEA)
+                n += (size_t)snprintf(sql + n, cap - n, "%s%s(%s)", i ? ", " : "", c->out_fn,
+                                      qc ? qc : "");
+            else
+                n += (size_t)snprintf(sql + n, cap - n, "%s%s", i ? ", " : "", qc ? qc : "");
             free(qc);
         }
-        snprintf(sql + n, cap - n, " FROM ONLY %s.%s) TO STDOUT", qs, qt);
+        snprintf(sql + n, cap - n, " FROM ONLY %s.%s) TO STDOUT%s", qs, qt,
+                 binary ? " (FORMAT binary)" : "");
     }
     free(qs);
     free(qt);
@@ -176,7 +199,8 @@ static int snapshot_table(pg_src *s, const pg_table *t, trib_record **held, uint
 {
     uint64_t first = *rows;
     estimate_rows(s, t);
-    char *sql = copy_sql(t), *buf = NULL;
+    int binary = s->snapshot_binary && binary_ok(t), header_done = 0;
+    char *sql = copy_sql(t, binary), *buf = NULL;
     pgt_field *f = calloc(t->ncols + 1, sizeof *f);
     int rc = TRIB_ERR, n;
     PGresult *r = sql && f ? PQexec(s->sql, sql) : NULL;
@@ -191,8 +215,18 @@ static int snapshot_table(pg_src *s, const pg_table *t, trib_record **held, uint
     PQclear(r);
     while ((n = PQgetCopyData(s->sql, &buf, 0)) > 0) {
         trib_record *rec = NULL;
-        if (pgt_copy_row(buf, (size_t)n, f, t->ncols, s->errbuf, sizeof s->errbuf) == 0)
-            rec = row_record(s, t, f);
+        if (binary) {
+            int k = pgt_copy_binary(buf, (size_t)n, &header_done, f, t->ncols, s->errbuf,
+                                    sizeof s->errbuf);
+            if (k == 0 || k == 2) { /* trailer, or the header alone */
+                PQfreemem(buf);
+                continue;
+            }
+            if (k == 1)
+                rec = row_record(s, t, f, 1);
+        } else if (pgt_copy_row(buf, (size_t)n, f, t->ncols, s->errbuf, sizeof s->errbuf) == 0) {
+            rec = row_record(s, t, f, 0);
+        }
         PQfreemem(buf);
         if (!rec) {
             LOGE(s, "snapshot of %s.%s, row %" PRIu64 ": %s", t->schema, t->name, *rows + 1,

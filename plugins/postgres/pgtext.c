@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Hex digit values; 16 marks a non-digit.  A table keeps the bytea decode
@@ -129,6 +130,80 @@ int pgt_copy_row(char *line, size_t len, pgt_field *fields, size_t ncols, char *
         return -1;
     }
     return 0;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int pgt_copy_binary(char *msg, size_t len, int *header_done, pgt_field *fields, size_t ncols,
+                    char *err, size_t errlen)
+{
+    static const char sig[11] = "PGCOPY\n\377\r\n\0";
+    const unsigned char *p = (const unsigned char *)msg;
+    size_t off = 0;
+    if (!*header_done) {
+        if (len < 19 || memcmp(p, sig, 11) != 0) {
+            snprintf(err, errlen, "binary COPY: bad or truncated header");
+            return -1;
+        }
+        uint32_t ext = be32(p + 15);
+        if (be32(p + 11) & 0x00010000u) {
+            snprintf(err, errlen, "binary COPY: OIDs included (unsupported)");
+            return -1;
+        }
+        if (ext > len - 19) {
+            snprintf(err, errlen, "binary COPY: truncated header extension");
+            return -1;
+        }
+        off = 19 + ext;
+        *header_done = 1;
+        if (off == len)
+            return 2;
+    }
+    if (len - off < 2) {
+        snprintf(err, errlen, "binary COPY: truncated tuple (offset %zu)", off);
+        return -1;
+    }
+    int16_t nf = (int16_t)((unsigned)p[off] << 8 | p[off + 1]);
+    off += 2;
+    if (nf == -1) {
+        if (off != len) {
+            snprintf(err, errlen, "binary COPY: data after the trailer");
+            return -1;
+        }
+        return 0;
+    }
+    if (nf < 0 || (size_t)nf != ncols) {
+        snprintf(err, errlen, "binary COPY row: %d columns, expected %zu", (int)nf, ncols);
+        return -1;
+    }
+    for (size_t i = 0; i < ncols; i++) {
+        if (len - off < 4) {
+            snprintf(err, errlen, "binary COPY row: truncated at column %zu", i + 1);
+            return -1;
+        }
+        int32_t fl = (int32_t)be32(p + off);
+        off += 4;
+        if (fl == -1) {
+            fields[i].data = NULL;
+            fields[i].len = 0;
+            continue;
+        }
+        if (fl < 0 || (size_t)fl > len - off) {
+            snprintf(err, errlen, "binary COPY row: column %zu: bad length %d", i + 1, (int)fl);
+            return -1;
+        }
+        fields[i].data = msg + off;
+        fields[i].len = (size_t)fl;
+        off += (size_t)fl;
+    }
+    if (off != len) {
+        snprintf(err, errlen, "binary COPY row: %zu bytes after the last column", len - off);
+        return -1;
+    }
+    return 1;
 }
 
 /*

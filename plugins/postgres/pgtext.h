@@ -24,6 +24,16 @@ int pgt_copy_row(char *line, size_t len, pgt_field *fields, size_t ncols, char *
                  size_t errlen);
 
 /**
+ * One CopyData message of a binary-format COPY TO STDOUT (the server sends one
+ * message per tuple; the file header comes with the first).  *header_done
+ * starts at 0 and is set once the header was read.  Fields point into msg
+ * (not NUL-terminated).  Returns 1 for a tuple (exactly ncols fields), 0 for
+ * the trailer, 2 for a header alone, -1 with err filled when malformed.
+ */
+int pgt_copy_binary(char *msg, size_t len, int *header_done, pgt_field *fields, size_t ncols,
+                    char *err, size_t errlen);
+
+/**
  * Decode bytea hex output ("\x0a0b...") into out (room for (len-2)/2 bytes;
  * out may equal in).  0 or -1 (err filled) for any other form.
  */

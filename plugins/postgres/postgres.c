@@ -34,6 +34,9 @@ static const trib_option pg_options[] = {
      "tables to capture: schema.table or table (= public.table); \"quote\" odd names", 0},
     {"snapshot", TRIB_OPT_ENUM, "initial", 0, "initial|never|always",
      "initial: snapshot once per slot; always: on every start; never: changes only", 0},
+    {"snapshot_format", TRIB_OPT_ENUM, "binary", 0, "binary|text",
+     "COPY format of the snapshot: binary sends bytea raw (half the bytes, no hex on either "
+     "side) and other columns through their type's output function, as text does", 0},
     {"topic_prefix", TRIB_OPT_STRING, "tributary", 0, NULL,
      "topics are <topic_prefix>.<schema>.<table>; also source.name", 0},
     {"status_interval_ms", TRIB_OPT_INT, "10000", 0, NULL,
@@ -65,8 +68,10 @@ static void tables_free(pg_src *s)
 {
     for (size_t i = 0; i < s->ntables; i++) {
         pg_table *t = &s->tables[i];
-        for (size_t k = 0; k < t->ncols; k++)
+        for (size_t k = 0; k < t->ncols; k++) {
             free(t->cols[k].name);
+            free(t->cols[k].out_fn);
+        }
         free(t->cols);
         free(t->schema);
         free(t->name);
@@ -117,6 +122,7 @@ static int read_options(pg_src *s, const trib_opts *o, char *err, size_t errlen)
     s->slot = h->opt_str(o, "slot");
     s->publication = h->opt_str(o, "publication");
     s->snapshot_mode = h->opt_str(o, "snapshot");
+    s->snapshot_binary = strcmp(h->opt_str(o, "snapshot_format"), "binary") == 0;
     s->topic_prefix = h->opt_str(o, "topic_prefix");
     s->client_encoding = h->opt_str(o, "client_encoding");
     s->timezone = h->opt_str(o, "timezone");

@@ -49,6 +49,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2: {
         pgt_field fields[8];
         size_t n = (size_t)(sel >> 2) % 9;
+        int hdr = (sel >> 6) & 1; /* binary COPY: a first message, or a later one */
+        char *bin = malloc(size + 1);
+        if (bin) {
+            memcpy(bin, buf, size);
+            if (pgt_copy_binary(bin, size, &hdr, fields, n, err, sizeof err) == 1)
+                for (size_t i = 0; i < n; i++)
+                    if (fields[i].data && fields[i].len && fields[i].data[fields[i].len - 1] == 0x7f)
+                        err[0] = 0; /* touch every byte range it returned */
+            free(bin);
+        }
         if (pgt_copy_row(buf, size, fields, n, err, sizeof err) == 0)
             for (size_t i = 0; i < n; i++)
                 if (fields[i].data) {

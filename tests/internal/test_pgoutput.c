@@ -397,6 +397,44 @@ static void test_copy_rows(void)
     CHECK(f[1].data == NULL);
     char l5[] = "\n";
     CHECK(pgt_copy_row(l5, 1, f, 1, err, sizeof err) == 0 && f[0].len == 0);
+
+    /* binary format: header + first tuple in one message, NULL, empty, trailer */
+    static const char hdr[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+    char m1[64];
+    size_t n1 = 0;
+    memcpy(m1, hdr, 19), n1 = 19;
+    const char t1[] = {0, 3, 0, 0, 0, 2, '4', '2', (char)0xff, (char)0xff, (char)0xff, (char)0xff,
+                       0, 0, 0, 3, 0, 1, 2};
+    memcpy(m1 + n1, t1, sizeof t1), n1 += sizeof t1;
+    int hd = 0;
+    CHECK(pgt_copy_binary(m1, n1, &hd, f, 3, err, sizeof err) == 1 && hd == 1);
+    CHECK(f[0].len == 2 && memcmp(f[0].data, "42", 2) == 0 && f[1].data == NULL);
+    CHECK(f[2].len == 3 && memcmp(f[2].data, "\0\1\2", 3) == 0);
+    char t2[] = {0, 1, 0, 0, 0, 0};
+    CHECK(pgt_copy_binary(t2, sizeof t2, &hd, f, 1, err, sizeof err) == 1 && f[0].len == 0 &&
+          f[0].data != NULL);
+    char tr[] = {(char)0xff, (char)0xff};
+    CHECK(pgt_copy_binary(tr, 2, &hd, f, 1, err, sizeof err) == 0);
+    char h2[19];
+    memcpy(h2, hdr, 19);
+    hd = 0;
+    CHECK(pgt_copy_binary(h2, 19, &hd, f, 1, err, sizeof err) == 2 && hd == 1);
+    /* malformed: bad signature, column count, length past the end, trailing bytes, OIDs */
+    hd = 0;
+    h2[0] = 'X';
+    CHECK(pgt_copy_binary(h2, 19, &hd, f, 1, err, sizeof err) == -1 && strstr(err, "header"));
+    hd = 1;
+    CHECK(pgt_copy_binary(t2, sizeof t2, &hd, f, 2, err, sizeof err) == -1 && strstr(err, "columns"));
+    char t3[] = {0, 1, 0, 0, 0, 9, 'a'};
+    CHECK(pgt_copy_binary(t3, sizeof t3, &hd, f, 1, err, sizeof err) == -1 && strstr(err, "length"));
+    char t4[] = {0, 1, 0, 0, 0, 1, 'a', 'b'};
+    CHECK(pgt_copy_binary(t4, sizeof t4, &hd, f, 1, err, sizeof err) == -1 && strstr(err, "after"));
+    char t5[] = {0, 1, 0, 0};
+    CHECK(pgt_copy_binary(t5, sizeof t5, &hd, f, 1, err, sizeof err) == -1 && strstr(err, "truncated"));
+    memcpy(h2, hdr, 19);
+    h2[12] = 1; /* flags bit 16: OIDs */
+    hd = 0;
+    CHECK(pgt_copy_binary(h2, 19, &hd, f, 1, err, sizeof err) == -1 && strstr(err, "OIDs"));
 }
 
 static void test_bytea_and_quoting(void)

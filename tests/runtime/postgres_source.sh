@@ -18,8 +18,8 @@ start_pg
 
 OUT=$T/out.jsonl
 lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
-wait_lines() { # FILE N: wait up to 30 s for at least N lines
-    for _i in $(seq 300); do [ "$(lines "$1")" -ge "$2" ] && return 0; sleep 0.1; done
+wait_lines() { # FILE N: wait up to 30 s (times TRIB_TIME_SCALE) for at least N lines
+    for _i in $(seq "$(scaled 300)"); do [ "$(lines "$1")" -ge "$2" ] && return 0; sleep 0.1; done
     fail "expected $2 lines in $(basename "$1"), have $(lines "$1")"
 }
 start_run() { # CONFIG LOG
@@ -158,7 +158,7 @@ before=$(psql_q -c "SELECT pg_current_wal_lsn()")
 psql_q -c "INSERT INTO other_t SELECT generate_series(1, 100)"
 target=$(psql_q -c "SELECT pg_current_wal_lsn()")
 ok=0
-for _i in $(seq 100); do
+for _i in $(seq "$(scaled 100)"); do
     [ "$(psql_q -c "SELECT confirmed_flush_lsn >= '$target' FROM pg_replication_slots WHERE slot_name = 's1'")" = t ] && { ok=1; break; }
     sleep 0.1
 done
@@ -185,7 +185,7 @@ PY
 
 # ---- 4. Postgres restarts under a running pipeline -----------------------------
 start_run "$T/a.yaml" "$T/run3.log"
-for _i in $(seq 100); do grep -q "streaming from slot" "$T/run3.log" && break; sleep 0.1; done
+for _i in $(seq "$(scaled 100)"); do grep -q "streaming from slot" "$T/run3.log" && break; sleep 0.1; done
 stop_pg
 sleep 1
 restart_pg
@@ -195,6 +195,45 @@ stop_run "$T/run3.log"
 grep -q "reconnected to host=127.0.0.1" "$T/run3.log" || fail "no reconnect logged"
 tail -n 1 "$OUT" | grep -q "after pg restart" || fail "row after the restart missing"
 
+# ---- snapshot_format: binary (default) and text give the same records ----------
+psql_q <<'SQL'
+CREATE TYPE mood AS ENUM ('sad', 'ok');
+CREATE TABLE kinds (id int PRIMARY KEY, b bool, a int4[], j jsonb, m mood, c char(4), u uuid,
+                    f float8, d date, i interval, n numeric, x bytea, t text);
+INSERT INTO kinds VALUES
+  (1, true, '{1,NULL,3}', '{"k": [1, "\\u00e9"]}', 'ok', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+   1.5e300, '2024-02-29', '1 day 02:03:04', 'NaN', '\x00', E'tab\there\nnl \\ é'),
+  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (3, false, '{}', '[]', 'sad', '', '00000000-0000-0000-0000-000000000000',
+   -0.0, 'infinity', '-1 mon', '-1.50', '', '');
+SQL
+for fmt in binary text; do
+    sed -e "s/slot: s1/slot: f_$fmt/" -e "s/publication: p1/publication: pf_$fmt/" \
+        -e "s/tables: .*/tables: [kinds, items, mnist_test]\n    snapshot_format: $fmt/" \
+        -e "s|$OUT|$T/fmt_$fmt.jsonl|" "$T/a.yaml" >"$T/fmt_$fmt.yaml"
+    start_run "$T/fmt_$fmt.yaml" "$T/fmt_$fmt.log"
+    wait_lines "$T/fmt_$fmt.jsonl" 3
+    sleep 1
+    stop_run "$T/fmt_$fmt.log"
+done
+python3 - "$T/fmt_binary.jsonl" "$T/fmt_text.jsonl" <<'PY' || fail "binary and text snapshots differ"
+import json, sys
+def load(p):
+    out = []
+    for l in open(p):
+        r = json.loads(l)
+        v = json.loads(r["value"])
+        out.append((r["topic"], r["key"], v["after"]))
+    return out
+b, t = load(sys.argv[1]), load(sys.argv[2])
+assert len(b) == len(t) >= 3 + 3, (len(b), len(t))
+for x, y in zip(b, t):
+    assert x == y, (x, y)
+k = [a for topic, _, a in b if topic.endswith(".kinds")]
+assert k[0]["b"] is True and k[0]["c"] == "ab  " and k[0]["t"] == "tab\there\nnl \\ é", k[0]
+assert k[0]["m"] == "ok" and k[1]["b"] is None and k[1]["a"] is None and k[2]["x"] == ""
+PY
+
 # ---- 5. replica_identity: full; interrupted snapshot is redone -----------------
 psql_q -c "CREATE TABLE mnist_full (pixels BYTEA, labels SMALLINT)" \
        -c "INSERT INTO mnist_full SELECT decode(lpad(to_hex(i), 4, '0'), 'hex'), i % 10 FROM generate_series(1, 50) i"
@@ -203,7 +242,7 @@ sed -e 's/slot: s1/slot: s2/' -e 's/publication: p1/publication: p2/' \
     "$T/a.yaml" >"$T/b.yaml"
 start_run "$T/b.yaml" "$T/run4.log"
 wait_lines "$T/out2.jsonl" 50
-for _i in $(seq 100); do [ -f "$T/state/s2.snapshot" ] && break; sleep 0.1; done
+for _i in $(seq "$(scaled 100)"); do [ -f "$T/state/s2.snapshot" ] && break; sleep 0.1; done
 psql_q -c "UPDATE mnist_full SET labels = 42 WHERE labels = 1"
 wait_lines "$T/out2.jsonl" 55
 stop_run "$T/run4.log"
@@ -263,7 +302,7 @@ PY
 # ---- 7. fatal errors ------------------------------------------------------------
 expect_fail() { # CONFIG LOG PATTERN...: run must fail with a log naming each pattern
     local cfg=$1 log=$2; shift 2
-    timeout 60 "$TRIB" run "$cfg" >"$log" 2>&1 && fail "$cfg: run succeeded"
+    timeout "$(scaled 60)" "$TRIB" run "$cfg" >"$log" 2>&1 && fail "$cfg: run succeeded"
     for p in "$@"; do grep -q -- "$p" "$log" || fail "$cfg: log lacks '$p': $(cat "$log")"; done
 }
 sed -e 's/tables: .*/tables: [items, nosuch]/' -e 's/slot: s1/slot: s4/' "$T/a.yaml" >"$T/e1.yaml"
@@ -280,13 +319,13 @@ expect_fail "$T/e3.yaml" "$T/e3.log" 'publication "nopub" does not exist'
 sed -e 's/reconnect_backoff_ms: 200/reconnect_backoff_ms: 1500/' -e 's/reconnect_backoff_max_ms: 1000/reconnect_backoff_max_ms: 3000/' "$T/a.yaml" >"$T/e4.yaml"
 "$TRIB" run "$T/e4.yaml" >"$T/e4.log" 2>&1 &
 E4=$!; _pids="$_pids $E4"
-for _i in $(seq 100); do grep -q "streaming from slot" "$T/e4.log" && break; sleep 0.1; done
+for _i in $(seq "$(scaled 100)"); do grep -q "streaming from slot" "$T/e4.log" && break; sleep 0.1; done
 for _i in $(seq 50); do
     psql_q -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 's1' AND active_pid IS NOT NULL" >/dev/null
     psql_q -c "SELECT pg_drop_replication_slot('s1')" >/dev/null 2>&1 && break
     sleep 0.1
 done
-rc=0; for _i in $(seq 300); do kill -0 $E4 2>/dev/null || break; sleep 0.1; done
+rc=0; for _i in $(seq "$(scaled 300)"); do kill -0 $E4 2>/dev/null || break; sleep 0.1; done
 wait $E4 || rc=$?
 [ $rc != 0 ] || fail "run did not fail when its slot was dropped: $(cat "$T/e4.log")"
 grep -q 'slot "s1"' "$T/e4.log" || fail "slot drop error does not name the slot"
