@@ -10,6 +10,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+/*
+ * One malloc arena.  Records are allocated by the source thread and freed by
+ * whichever thread sees their acknowledgement; with glibc's per-thread arenas
+ * every such free takes the slow cross-arena path.  A single arena measured
+ * ~12% faster on the 60,000-row snapshot bench (bench/snapshot_bench.sh), as
+ * fast as jemalloc, for a handful of threads.  MALLOC_ARENA_MAX or a
+ * GLIBC_TUNABLES arena setting in the environment wins.
+ */
+static void malloc_tune(void)
+{
+#ifdef __GLIBC__
+    const char *t = getenv("GLIBC_TUNABLES");
+    if (!getenv("MALLOC_ARENA_MAX") && !(t && strstr(t, "arena_max")))
+        mallopt(M_ARENA_MAX, 1);
+#endif
+}
 
 static void usage(FILE *f)
 {
@@ -42,6 +62,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    malloc_tune();
     const char *env = getenv("TRIBUTARY_LOG_LEVEL");
     if (env && log_level_parse(env) >= 0)
         log_set_level(log_level_parse(env));
