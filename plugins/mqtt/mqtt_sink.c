@@ -505,9 +505,7 @@ static int try_connect(mqtt_sink *s)
         int closing = s->closing;
         pthread_mutex_unlock(&s->mu);
         if (!closing)
-            s->in->host->log(s->in->ctx, TRIB_LOG_WARN, "cannot connect to %s: %s%s; retrying "
-                             "in %d s", s->in->conf.url, err,
-                             rc == MQTT_WIRE_REFUSED ? " (refused)" : "", wait);
+            s->in->host->log(s->in->ctx, TRIB_LOG_WARN, "%s; retrying in %d s", err, wait);
         return wait;
     }
     s->fd = fd;
