@@ -15,11 +15,22 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/trib-test.XXXXXX")
 chmod 755 "$T"
 # TRIB_WRAPPER="valgrind --error-exitcode=1 ..." runs every "$TRIB" under
 # that command (words split as in the shell); `make check-valgrind` uses it.
+# M2S_WRAPPER does the same for mnist2sql (tests/runtime/mnist2sql_lib.sh).
+_wrap() { # _wrap WRAPPER PROGRAM NAME: print a script that runs PROGRAM under WRAPPER
+    printf '#!/usr/bin/env bash\nexec %s %q "$@"\n' "$1" "$2" >"$T/$3-wrapped"
+    chmod 755 "$T/$3-wrapped"
+    echo "$T/$3-wrapped"
+}
 if [ -n "${TRIB_WRAPPER:-}" ]; then
-    printf '#!/usr/bin/env bash\nexec %s %q "$@"\n' "$TRIB_WRAPPER" "$TRIB" >"$T/tributary-wrapped"
-    chmod 755 "$T/tributary-wrapped"
-    TRIB=$T/tributary-wrapped
+    TRIB=$(_wrap "$TRIB_WRAPPER" "$TRIB" tributary)
 fi
+# TRIB_TIME_SCALE=N (an integer, default 1) multiplies how long the tests
+# wait for something to happen (wait_for, and `scaled` in the tests' own
+# timeouts); `make check-valgrind` sets it, since memcheck runs tributary
+# 20-50 times slower.  It only lengthens upper bounds: a passing test takes
+# no longer.
+TRIB_TIME_SCALE=${TRIB_TIME_SCALE:-1}
+scaled() { echo $(( $1 * TRIB_TIME_SCALE )); }
 _pids=""
 _pg_data=""
 
@@ -49,8 +60,8 @@ free_port() {
     python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
 }
 
-wait_for() { # wait_for SECONDS CMD...
-    _n=$(( $1 * 10 )); shift
+wait_for() { # wait_for SECONDS CMD... (SECONDS times TRIB_TIME_SCALE)
+    _n=$(( $1 * 10 * TRIB_TIME_SCALE )); shift
     while [ $_n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; _n=$((_n-1)); done
     return 1
 }

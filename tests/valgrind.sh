@@ -5,13 +5,16 @@
 # error fails the run.  Library noise (not Tributary's) is suppressed in
 # tests/valgrind.supp, each entry with the reason.
 #
-# The runtime tests get TRIB_WRAPPER (see tests/lib.sh), so every
-# `tributary` they start runs under valgrind with its log in
-# $TRIB_BUILDDIR/tests/valgrind-logs/; the logs are checked afterwards, so
-# an error in a run that is expected to fail (exit nonzero) is caught too.
+# The runtime tests get TRIB_WRAPPER and M2S_WRAPPER (see tests/lib.sh),
+# so every `tributary` and `mnist2sql` they start runs under valgrind with
+# its log in $TRIB_BUILDDIR/tests/valgrind-logs/; the logs are checked
+# afterwards, so an error in a run that is expected to fail (exit nonzero)
+# or that the test kills is caught too.  They also get TRIB_TIME_SCALE
+# (default 10), which lengthens their timeouts.
 #
 # Env: VALGRIND (default valgrind), LIBTOOL (to run libtool wrappers),
-# VALGRIND_RUNTIME_TESTS (default tests/runtime/core_pipeline.sh).
+# VALGRIND_RUNTIME_TESTS (default tests/runtime/core_pipeline.sh),
+# TRIB_TIME_SCALE.
 set -u
 : "${TRIB_SRCDIR:?}" "${TRIB_BUILDDIR:?}"
 VALGRIND=${VALGRIND:-valgrind}
@@ -42,9 +45,11 @@ for prog in "$@"; do
     run_unit "$prog"
 done
 
+export TRIB_TIME_SCALE=${TRIB_TIME_SCALE:-10}
 for t in ${VALGRIND_RUNTIME_TESTS:-tests/runtime/core_pipeline.sh}; do
     name=$(basename "$t" .sh) start=$SECONDS
     export TRIB_WRAPPER="$VALGRIND $flags --log-file=$logs/$name.tributary.%p.vg"
+    export M2S_WRAPPER="$VALGRIND $flags --log-file=$logs/$name.mnist2sql.%p.vg"
     if bash "$TRIB_SRCDIR/$t" >"$logs/$name.out" 2>&1; then
         echo "PASS: $name under valgrind ($((SECONDS - start))s)"
     else
@@ -54,10 +59,17 @@ for t in ${VALGRIND_RUNTIME_TESTS:-tests/runtime/core_pipeline.sh}; do
 done
 
 # Errors and definite leaks in any run, including ones meant to exit nonzero.
-bad=$(grep -l -E "ERROR SUMMARY: [1-9]|definitely lost: [1-9]" "$logs"/*.vg 2>/dev/null)
+# A run the test killed with SIGKILL has no summary: its log is searched for
+# the first line of each kind of memcheck error report instead.
+err_re='== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|Syscall param'
+err_re="$err_re|Mismatched free|Source and destination overlap|Argument '|Jump to the invalid)"
+bad=$(grep -l -E "ERROR SUMMARY: [1-9]|definitely lost: [1-9]|$err_re" "$logs"/*.vg 2>/dev/null)
 if [ -n "$bad" ]; then
     echo "memcheck reported errors in:"
-    for f in $bad; do echo "  $f"; grep -E "ERROR SUMMARY|definitely lost" "$f" | sed 's/^/    /'; done
+    for f in $bad; do
+        echo "  $f"
+        grep -E "ERROR SUMMARY|definitely lost|$err_re" "$f" | sed 's/^/    /'
+    done
     rc=1
 fi
 [ $rc = 0 ] && echo "check-valgrind: all clean ($(ls "$logs"/*.vg | wc -l) processes checked)"

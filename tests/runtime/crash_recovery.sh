@@ -95,7 +95,7 @@ total=$((SNAP + LIVE))
 
 "$TRIB" run "$T/c.yaml" >"$T/final.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 120); do
+for _ in $(seq 1 "$(scaled 120)"); do
     kill -0 $pid 2>/dev/null || { cat "$T/final.log"; fail "final run died"; }
     dump
     python3 - "$T/dump.tsv" "$total" <<'PY' && break
@@ -144,5 +144,5 @@ t0=$(date +%s%N)
 kill -TERM $pid
 wait $pid || { cat "$T/term.log"; fail "SIGTERM during snapshot: exit status $?"; }
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-[ $ms -lt 5000 ] || fail "SIGTERM took ${ms} ms"
+[ $ms -lt "$(scaled 5000)" ] || fail "SIGTERM took ${ms} ms"
 echo "crash_recovery: SIGTERM during a snapshot exited 0 after ${ms} ms"

@@ -38,8 +38,8 @@ kafka_dump() {
 kafka_count() { # number of messages in TOPIC, as kcat sees them
     timeout 30 kcat -b "$KAFKA_BOOTSTRAP" -C -t "$1" -e -q -f '\n' 2>/dev/null | wc -l
 }
-kafka_wait_count() { # TOPIC N SECONDS: until TOPIC holds at least N messages
-    _end=$(( $(date +%s) + $3 ))
+kafka_wait_count() { # TOPIC N SECONDS: until TOPIC holds at least N messages (SECONDS scaled)
+    _end=$(( $(date +%s) + $(scaled "$3") ))
     while [ "$(kafka_count "$1")" -lt "$2" ]; do
         [ "$(date +%s)" -lt $_end ] || return 1
         sleep 0.5

@@ -4,6 +4,9 @@
 
 M2S=$(command -v mnist2sql || echo "$TRIB_BUILDDIR/tools/mnist2sql/mnist2sql")
 [ -x "$M2S" ] || fail "mnist2sql not built ($M2S)"
+if [ -n "${M2S_WRAPPER:-}" ]; then
+    M2S=$(_wrap "$M2S_WRAPPER" "$M2S" mnist2sql)
+fi
 
 # gen_idx DIR NTRAIN NTEST [gz|plain] — the four MNIST files, seeded content.
 gen_idx() {

@@ -56,8 +56,8 @@ grep -q "reconnected to redis://127.0.0.1:$REDIS_PORT/0" "$T/run.log" || fail "n
 outage o2 2
 kill -TERM $pid
 stopped=0
-for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || { stopped=1; break; }; sleep 0.2; done
-[ $stopped = 1 ] || fail "tributary did not stop within 20 s while Redis was down"
+for _ in $(seq 1 "$(scaled 100)"); do kill -0 $pid 2>/dev/null || { stopped=1; break; }; sleep 0.2; done
+[ $stopped = 1 ] || fail "tributary did not stop within $(scaled 20) s while Redis was down"
 wait $pid || log "tributary exited with status $? (Redis unreachable at shutdown)"
 confirmed >>"$T/o2.samples"
 cp "$T/run.log" "$T/run1.log"

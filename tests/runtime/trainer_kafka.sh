@@ -52,7 +52,7 @@ trainer:
   stream_timeout_ms: 3000
   model: $T/m.model
 Y
-rc=0; timeout 120 "$TRIB" train "$T/k.yaml" >"$T/train.out" 2>"$T/train.log" || rc=$?
+rc=0; timeout "$(scaled 120)" "$TRIB" train "$T/k.yaml" >"$T/train.out" 2>"$T/train.log" || rc=$?
 [ $rc = 0 ] || fail "tributary train exited with $rc"
 grep -q "epoch 3/3: 2000 records" "$T/train.log" || fail "training did not read 2000 records"
 line=$(grep "^evaluation on test: 300 records" "$T/train.out") || fail "evaluation: $(cat "$T/train.out")"
