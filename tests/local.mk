@@ -64,6 +64,10 @@ endif
 if ENABLE_KAFKA
 VALGRIND_RUNTIME_TESTS += tests/runtime/kafka_e2e.sh tests/runtime/brokers_kafka.sh
 endif
+if ENABLE_MQTT
+VALGRIND_RUNTIME_TESTS += tests/runtime/brokers_mqtt.sh tests/runtime/crash_recovery_mqtt.sh \
+	tests/runtime/mqtt_e2e.sh
+endif
 endif
 if ENABLE_TRAINER
 if ENABLE_REDIS
