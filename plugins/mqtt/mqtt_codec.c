@@ -217,29 +217,43 @@ void mqtt_props_free(MQTTProperties *props)
     MQTTProperties_free(props);
 }
 
-int mqtt_props_from_record(MQTTProperties *props, const trib_record *rec, int with_key)
+/* The (name, value) user properties of a record, in order: key (unless
+   key_in_topic), op, lsn, headers; each handed to add(). */
+typedef int (*prop_add_fn)(void *dst, const char *name, const void *value, size_t len);
+
+static int record_props(const trib_record *rec, int with_key, prop_add_fn add, void *dst)
 {
     char buf[40];
-    if (with_key && rec->key.set &&
-        mqtt_props_add(props, "key", rec->key.data, rec->key.len) != TRIB_OK)
+    if (with_key && rec->key.set && add(dst, "key", rec->key.data, rec->key.len) != TRIB_OK)
         return TRIB_ERR;
     if (rec->op) {
         buf[0] = rec->op;
-        if (mqtt_props_add(props, "op", buf, 1) != TRIB_OK) return TRIB_ERR;
+        if (add(dst, "op", buf, 1) != TRIB_OK) return TRIB_ERR;
         mqtt_lsn_format(rec->src.lsn, buf, sizeof buf);
-        if (mqtt_props_add(props, "lsn", buf, strlen(buf)) != TRIB_OK) return TRIB_ERR;
+        if (add(dst, "lsn", buf, strlen(buf)) != TRIB_OK) return TRIB_ERR;
     }
     for (size_t i = 0; i < rec->nheaders; i++) {
         const trib_header *h = &rec->headers[i];
-        if (mqtt_props_add(props, h->name, h->value, h->len) != TRIB_OK) return TRIB_ERR;
+        if (add(dst, h->name, h->value, h->len) != TRIB_OK) return TRIB_ERR;
     }
     return TRIB_OK;
 }
 
+static int paho_prop(void *dst, const char *name, const void *value, size_t len)
+{
+    return mqtt_props_add(dst, name, value, len);
+}
+
+int mqtt_props_from_record(MQTTProperties *props, const trib_record *rec, int with_key)
+{
+    return record_props(rec, with_key, paho_prop, props);
+}
+
 /* ---------------------------------------- user properties, wire encoding */
 
-static int wire_prop(mqtt_wire_buf *b, const char *name, const void *value, size_t len)
+static int wire_prop(void *dst, const char *name, const void *value, size_t len)
 {
+    mqtt_wire_buf *b = dst;
     size_t nl = strlen(name);
     if (!mqtt_utf8_clean(name, nl) || nl > 65535 || len > 65535) return TRIB_ERR;
     if (mqtt_utf8_clean(value, len)) {
@@ -269,20 +283,7 @@ static int wire_prop(mqtt_wire_buf *b, const char *name, const void *value, size
 
 int mqtt_props_encode(mqtt_wire_buf *b, const trib_record *rec, int with_key)
 {
-    char buf[40];
-    if (with_key && rec->key.set && wire_prop(b, "key", rec->key.data, rec->key.len) != TRIB_OK)
-        return TRIB_ERR;
-    if (rec->op) {
-        buf[0] = rec->op;
-        if (wire_prop(b, "op", buf, 1) != TRIB_OK) return TRIB_ERR;
-        mqtt_lsn_format(rec->src.lsn, buf, sizeof buf);
-        if (wire_prop(b, "lsn", buf, strlen(buf)) != TRIB_OK) return TRIB_ERR;
-    }
-    for (size_t i = 0; i < rec->nheaders; i++) {
-        const trib_header *h = &rec->headers[i];
-        if (wire_prop(b, h->name, h->value, h->len) != TRIB_OK) return TRIB_ERR;
-    }
-    return TRIB_OK;
+    return record_props(rec, with_key, wire_prop, b);
 }
 
 /* Value of user property `name` (first occurrence), or NULL. */
