@@ -13,7 +13,7 @@ endif
 # tests/internal/testhost.c) that the runtime scripts use against a real mosquitto.
 if ENABLE_MQTT
 check_PROGRAMS += tests/internal/test_mqtt_codec tests/internal/test_mqtt_driver \
-	tests/internal/test_mqtt_wire
+	tests/internal/test_mqtt_wire tests/internal/test_mqtt_sink
 tests_internal_test_mqtt_codec_SOURCES = tests/internal/test_mqtt_codec.c \
 	plugins/mqtt/mqtt_codec.c \
 	plugins/mqtt/mqtt_wire.c
@@ -27,7 +27,11 @@ tests_internal_test_mqtt_wire_SOURCES = tests/internal/test_mqtt_wire.c \
 	plugins/mqtt/mqtt_wire.c plugins/mqtt/mqtt_wire.h
 tests_internal_test_mqtt_wire_CFLAGS = $(AM_CFLAGS) -pthread
 tests_internal_test_mqtt_wire_LDADD = -lpthread
-TESTS += tests/internal/test_mqtt_codec tests/internal/test_mqtt_wire \
+# the sink's own publishing connection against scripted fake brokers
+tests_internal_test_mqtt_sink_SOURCES = tests/internal/test_mqtt_sink.c
+tests_internal_test_mqtt_sink_CFLAGS = $(AM_CFLAGS) -pthread
+tests_internal_test_mqtt_sink_LDADD = $(TEST_HOST_LIBS)
+TESTS += tests/internal/test_mqtt_codec tests/internal/test_mqtt_wire tests/internal/test_mqtt_sink \
 	tests/runtime/mqtt_broker.sh tests/runtime/mqtt_outage.sh tests/runtime/mqtt_e2e.sh \
 	tests/runtime/mqtt_sessions.sh
 EXTRA_DIST += tests/runtime/mqtt_broker.sh tests/runtime/mqtt_outage.sh tests/runtime/mqtt_e2e.sh \
