@@ -24,6 +24,16 @@ _wrap() { # _wrap WRAPPER PROGRAM NAME: print a script that runs PROGRAM under W
 if [ -n "${TRIB_WRAPPER:-}" ]; then
     TRIB=$(_wrap "$TRIB_WRAPPER" "$TRIB" tributary)
 fi
+# DRIVER_WRAPPER does the same for the test drivers (tests/internal/*) that
+# scripts start as D=$(driver PATH); they are libtool wrappers, so the
+# command goes through `libtool --mode=execute`.
+driver() { # driver PROGRAM: print PROGRAM, or a script running it under DRIVER_WRAPPER
+    if [ -n "${DRIVER_WRAPPER:-}" ] && [ -x "$1" ]; then
+        _wrap "bash $TRIB_BUILDDIR/libtool --mode=execute $DRIVER_WRAPPER" "$1" "$(basename "$1")"
+    else
+        echo "$1"
+    fi
+}
 # TRIB_TIME_SCALE=N (an integer, default 1) multiplies how long the tests
 # wait for something to happen (wait_for, and `scaled` in the tests' own
 # timeouts); `make check-valgrind` sets it, since memcheck runs tributary

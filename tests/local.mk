@@ -46,42 +46,14 @@ TESTS += tests/runtime/brokers_mqtt.sh tests/runtime/crash_recovery_mqtt.sh
 endif
 endif
 
-# make check-valgrind: every C unit test in TESTS and the runtime tests
-# below under valgrind's memcheck (every tributary and mnist2sql they start):
-# definite leaks and memory errors fail; library noise is suppressed in
-# tests/valgrind.supp.  Needs a build without sanitizers.  The runtime tests
-# cover every command and plugin except mqtt (secrets.sh only starts its sink
-# against a closed port), picked so that the whole target stays under ~15
-# minutes on two cores (tests/valgrind.sh prints each one's time;
-# trainer_e2e.sh alone would take over 5 minutes).
-VALGRIND_RUNTIME_TESTS = tests/runtime/core_pipeline.sh tests/runtime/core_cli.sh
-if ENABLE_POSTGRES
-VALGRIND_RUNTIME_TESTS += tests/runtime/postgres_source.sh
-if ENABLE_REDIS
-VALGRIND_RUNTIME_TESTS += tests/runtime/redis_e2e.sh tests/runtime/redis_outage.sh \
-	tests/runtime/crash_recovery.sh tests/runtime/secrets.sh
-endif
-if ENABLE_KAFKA
-VALGRIND_RUNTIME_TESTS += tests/runtime/kafka_e2e.sh tests/runtime/brokers_kafka.sh
-endif
-if ENABLE_MQTT
-VALGRIND_RUNTIME_TESTS += tests/runtime/brokers_mqtt.sh tests/runtime/crash_recovery_mqtt.sh \
-	tests/runtime/mqtt_e2e.sh
-endif
-endif
-if ENABLE_TRAINER
-if ENABLE_REDIS
-VALGRIND_RUNTIME_TESTS += tests/runtime/trainer_online.sh
-endif
-if ENABLE_KAFKA
-VALGRIND_RUNTIME_TESTS += tests/runtime/trainer_kafka.sh
-endif
-endif
-if ENABLE_MNIST2SQL
-VALGRIND_RUNTIME_TESTS += tests/runtime/mnist2sql_basic.sh tests/runtime/mnist2sql_errors.sh \
-	tests/runtime/mnist2sql_digits.sh tests/runtime/mnist2sql_download.sh \
-	tests/runtime/mnist2sql_fashion.sh
-endif
+# make check-valgrind: the whole suite under valgrind's memcheck: every C
+# unit test in TESTS, and every runtime test with each tributary, mnist2sql
+# and test driver it starts under memcheck (TRIB_WRAPPER, M2S_WRAPPER,
+# DRIVER_WRAPPER in tests/lib.sh; trainer tests on a smaller slice, see
+# tests/valgrind.sh).  Definite leaks and memory errors fail; library noise
+# would be suppressed in tests/valgrind.supp.  Needs a build without
+# sanitizers; about 17 minutes on two cores.
+VALGRIND_RUNTIME_TESTS = $(filter tests/runtime/%,$(TESTS))
 check-valgrind: all $(check_PROGRAMS) $(check_LTLIBRARIES)
 	@case '$(SAN_CFLAGS)' in *sanitize*) \
 	  echo "check-valgrind: this build uses --enable-sanitizers; valgrind needs a plain build"; \

@@ -46,10 +46,18 @@ for prog in "$@"; do
 done
 
 export TRIB_TIME_SCALE=${TRIB_TIME_SCALE:-10}
+# trainer_e2e.sh / trainer_mqtt.sh on a smaller slice: under memcheck the
+# trainer learns ~60 records/s, and the code paths are the same
+export TRAINER_E2E_TRAIN=${TRAINER_E2E_TRAIN:-1000} TRAINER_E2E_TEST=${TRAINER_E2E_TEST:-300}
+export TRAINER_E2E_MIN_ACC=${TRAINER_E2E_MIN_ACC:-0.5}
+# backpressure.sh (bench/soak.sh) bounds RSS growth; under memcheck RSS is
+# mostly valgrind's shadow memory (leaks are memcheck's to find there)
+export SOAK_MAX_GROWTH_MB=${SOAK_MAX_GROWTH_MB:-256}
 for t in ${VALGRIND_RUNTIME_TESTS:-tests/runtime/core_pipeline.sh}; do
     name=$(basename "$t" .sh) start=$SECONDS
     export TRIB_WRAPPER="$VALGRIND $flags --log-file=$logs/$name.tributary.%p.vg"
     export M2S_WRAPPER="$VALGRIND $flags --log-file=$logs/$name.mnist2sql.%p.vg"
+    export DRIVER_WRAPPER="$VALGRIND $flags --log-file=$logs/$name.driver.%p.vg"
     if bash "$TRIB_SRCDIR/$t" >"$logs/$name.out" 2>&1; then
         echo "PASS: $name under valgrind ($((SECONDS - start))s)"
     else

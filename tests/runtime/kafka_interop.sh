@@ -4,7 +4,7 @@
 # order deterministic, so the streams are compared byte for byte.
 . "$TRIB_SRCDIR/tests/lib.sh"
 command -v kcat >/dev/null || fail "kcat not installed (apt-get install kcat)"
-DRV=$TRIB_BUILDDIR/tests/internal/test_kafka
+DRV=$(driver "$TRIB_BUILDDIR/tests/internal/test_kafka")
 MOCK=$TRIB_BUILDDIR/tests/kafka_mock
 N=500
 

@@ -11,13 +11,13 @@
 #     as last topic level, QoS 0 and 2, and an unreachable broker while the
 #     engine stops (every record acked TRIB_STOP exactly once).
 . "$TRIB_SRCDIR/tests/lib.sh"
-D="$TRIB_BUILDDIR/tests/internal/test_mqtt_driver"
+D=$(driver "$TRIB_BUILDDIR/tests/internal/test_mqtt_driver")
 [ -x "$D" ] || fail "$D not built (make check builds it)"
 command -v mosquitto_sub >/dev/null || fail "mosquitto_sub not installed (mosquitto-clients)"
 start_mosquitto
 export TRIB_BUILDDIR
 cid="client_id=tribtest-$$"
-run() { timeout 120 "$D" "$@" 2>>"$T/driver.log" || { tail -n 20 "$T/driver.log" >&2; fail "driver $*"; }; }
+run() { timeout "$(scaled 120)" "$D" "$@" 2>>"$T/driver.log" || { tail -n 20 "$T/driver.log" >&2; fail "driver $*"; }; }
 
 # 1. publish while the subscriber is away, read back through its session
 run subscribe tf.public.batch group=trainer "$cid"

@@ -13,7 +13,7 @@
 #               confirmed LSN reaches the end only once everything was PUBACKed.
 . "$TRIB_SRCDIR/tests/lib.sh"
 . "$TRIB_SRCDIR/tests/runtime/redis_lib.sh" # mnist_schema, mnist_insert (Postgres side only)
-D="$TRIB_BUILDDIR/tests/internal/test_mqtt_driver"
+D=$(driver "$TRIB_BUILDDIR/tests/internal/test_mqtt_driver")
 [ -x "$D" ] || fail "$D not built (make check builds it)"
 start_pg
 start_mosquitto
@@ -43,7 +43,7 @@ pipeline:
     client_id: $cid
     reconnect_max_s: 1
 Y
-drv() { timeout 120 "$D" "$@" "client_id=$cid" group=trainer; }
+drv() { timeout "$(scaled 120)" "$D" "$@" "client_id=$cid" group=trainer; }
 drv subscribe tf.public.mnist_train 2>>"$T/driver.log" || fail "subscribe train"
 drv subscribe tf.public.mnist_test 2>>"$T/driver.log" || fail "subscribe test"
 sub() { timeout 60 mosquitto_sub -V 5 -h 127.0.0.1 -p "$MQTT_PORT" -c -i e2e-interop -x 600 -q 1 \

@@ -9,19 +9,19 @@
 # away session must get all 20,000 and the live reader too (duplicates allowed
 # for unacknowledged ones only, which MQTT QoS 1 permits).
 . "$TRIB_SRCDIR/tests/lib.sh"
-D="$TRIB_BUILDDIR/tests/internal/test_mqtt_driver"
+D=$(driver "$TRIB_BUILDDIR/tests/internal/test_mqtt_driver")
 [ -x "$D" ] || fail "$D not built (make check builds it)"
 start_mosquitto
 export TRIB_BUILDDIR
 cid="client_id=tribtest-$$"
-run() { timeout 120 "$D" "$@" 2>>"$T/driver.log" || { tail -n 20 "$T/driver.log" >&2; fail "driver $*"; }; }
+run() { timeout "$(scaled 120)" "$D" "$@" 2>>"$T/driver.log" || { tail -n 20 "$T/driver.log" >&2; fail "driver $*"; }; }
 
 run subscribe tf.public.outage group=away "$cid"
-timeout 120 "$D" consume tf.public.outage 20000 group=live bounded=0 dups_ok=1 "$cid" \
+timeout "$(scaled 120)" "$D" consume tf.public.outage 20000 group=live bounded=0 dups_ok=1 "$cid" \
     2>"$T/live.log" &
 live=$!
 wait_for 10 grep -q subscribed "$T/live.log" || fail "live consumer did not subscribe"
-timeout 120 "$D" publish tf.public.outage 20000 rate=4000 "$cid" 2>"$T/pub.log" &
+timeout "$(scaled 120)" "$D" publish tf.public.outage 20000 rate=4000 "$cid" 2>"$T/pub.log" &
 pub=$!
 sleep 1.5
 stop_mosquitto

@@ -17,14 +17,14 @@
 #     broker and topic, never the password; a topic its ACL makes read-only:
 #     the broker's PUBACK reason 0x87 acks every record TRIB_ERR.
 . "$TRIB_SRCDIR/tests/lib.sh"
-D="$TRIB_BUILDDIR/tests/internal/test_mqtt_driver"
+D=$(driver "$TRIB_BUILDDIR/tests/internal/test_mqtt_driver")
 [ -x "$D" ] || fail "$D not built (make check builds it)"
 command -v mosquitto_sub >/dev/null || fail "mosquitto_sub not installed (mosquitto-clients)"
 command -v mosquitto_passwd >/dev/null || fail "mosquitto_passwd not installed (mosquitto)"
 start_mosquitto
 export TRIB_BUILDDIR
 cid=tribsess-$$
-run() { timeout 120 "$D" "$@" "client_id=$cid" 2>>"$T/driver.log" \
+run() { timeout "$(scaled 120)" "$D" "$@" "client_id=$cid" 2>>"$T/driver.log" \
             || { tail -n 20 "$T/driver.log" >&2; fail "driver $*"; }; }
 
 # 1. publish first, subscribe later
@@ -83,7 +83,7 @@ wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$APORT" || fail "mosquitto (auth
 A="url=tcp://127.0.0.1:$APORT username=trib"
 run publish tf.public.auth 100 $A password=Pa55-secret
 run consume tf.public.auth 100 $A password=Pa55-secret
-if timeout 60 "$D" publish tf.public.auth 10 $A password=Wrong-secret connect_timeout_s=2 \
+if timeout "$(scaled 60)" "$D" publish tf.public.auth 10 $A password=Wrong-secret connect_timeout_s=2 \
         "client_id=$cid" 2>"$T/wrong.log"; then
     fail "publishing with a wrong password succeeded"
 fi
@@ -93,7 +93,7 @@ grep -Eq "last error: cannot create the subscriber session of group 'tributary' 
     "$T/wrong.log" || { cat "$T/wrong.log" >&2; fail "error message"; }
 # a publish the broker refuses (ACL: read only): a v5 PUBACK reason 0x87 is a
 # permanent error for each record, named with its topic
-if timeout 60 "$D" publish tf.public.denied 10 $A password=Pa55-secret subscriber_groups= \
+if timeout "$(scaled 60)" "$D" publish tf.public.denied 10 $A password=Pa55-secret subscriber_groups= \
         "client_id=$cid" 2>"$T/denied.log"; then
     fail "publishing to a topic the ACL denies succeeded"
 fi

@@ -12,7 +12,7 @@
 #      source reconnects, and the replayed transaction's changes that were
 #      already emitted are skipped (every row exactly once)
 . "$TRIB_SRCDIR/tests/lib.sh"
-HOST=$TRIB_BUILDDIR/tests/internal/test_pgoutput_host
+HOST=$(driver "$TRIB_BUILDDIR/tests/internal/test_pgoutput_host")
 SO=$TRIB_BUILDDIR/plugins/postgres/.libs/postgres.so
 [ -x "$HOST" ] && [ -f "$SO" ] || fail "build test_pgoutput_host and postgres.la first"
 start_pg

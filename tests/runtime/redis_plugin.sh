@@ -9,9 +9,9 @@
 # nothing lost, for the sink and for a group consumer.
 . "$TRIB_SRCDIR/tests/lib.sh"
 . "$TRIB_SRCDIR/tests/runtime/redis_lib.sh"
-DRV="$TRIB_BUILDDIR/tests/internal/test_redis_driver"
+DRV=$(driver "$TRIB_BUILDDIR/tests/internal/test_redis_driver")
 [ -x "$DRV" ] || fail "$DRV not built"
-drv() { timeout 120 "$DRV" "$@" 2>>"$T/driver.log" || fail "driver scenario $1 failed (see driver.log)"; }
+drv() { timeout "$(scaled 120)" "$DRV" "$@" 2>>"$T/driver.log" || fail "driver scenario $1 failed (see driver.log)"; }
 
 start_redis_aof
 
@@ -48,7 +48,7 @@ drv sink-stop "redis://127.0.0.1:$(free_port)/0"
 
 # ---- kill -9 and restart under live load: nothing lost ------------------------
 N=20000
-drv_live() { timeout 180 "$DRV" sink-live "$REDIS_URL" $N 100 "$T/progress" >"$T/live.out" 2>>"$T/driver.log"; }
+drv_live() { timeout "$(scaled 180)" "$DRV" sink-live "$REDIS_URL" $N 100 "$T/progress" >"$T/live.out" 2>>"$T/driver.log"; }
 drv_live &
 live=$!
 wait_for 60 sh -c "[ \$(cat $T/progress 2>/dev/null || echo 0) -ge 4000 ]" || fail "no progress"
@@ -74,7 +74,7 @@ print("restart: %d distinct of %d entries (%d duplicates from lost replies)" % (
 PY
 
 # ---- a group consumer across kill -9 / restart ------------------------------
-timeout 120 "$DRV" consume-restart "$REDIS_URL" "$T/cprogress" >"$T/crestart.out" 2>>"$T/driver.log" &
+timeout "$(scaled 120)" "$DRV" consume-restart "$REDIS_URL" "$T/cprogress" >"$T/crestart.out" 2>>"$T/driver.log" &
 cr=$!
 wait_for 30 test -s "$T/cprogress" || fail "consume-restart did not start"
 REDIS_DOWN_SECONDS=2 restart_redis_aof --kill
