@@ -14,7 +14,7 @@ endif
 if ENABLE_MQTT
 check_PROGRAMS += tests/internal/test_mqtt_codec tests/internal/test_mqtt_driver \
 	tests/internal/test_mqtt_wire tests/internal/test_mqtt_sink
-tests_internal_test_mqtt_codec_SOURCES = tests/internal/test_mqtt_codec.c \
+tests_internal_test_mqtt_codec_SOURCES = tests/internal/test_mqtt_codec.c tests/internal/fakenet.h \
 	plugins/mqtt/mqtt_codec.c \
 	plugins/mqtt/mqtt_wire.c
 tests_internal_test_mqtt_codec_CFLAGS = $(AM_CFLAGS) -pthread
@@ -23,12 +23,12 @@ tests_internal_test_mqtt_driver_SOURCES = tests/internal/test_mqtt_driver.c
 tests_internal_test_mqtt_driver_CFLAGS = $(AM_CFLAGS) -pthread
 tests_internal_test_mqtt_driver_LDADD = $(TEST_HOST_LIBS)
 # the raw session client against a scripted fake broker (no mosquitto needed)
-tests_internal_test_mqtt_wire_SOURCES = tests/internal/test_mqtt_wire.c \
+tests_internal_test_mqtt_wire_SOURCES = tests/internal/test_mqtt_wire.c tests/internal/fakenet.h \
 	plugins/mqtt/mqtt_wire.c plugins/mqtt/mqtt_wire.h
 tests_internal_test_mqtt_wire_CFLAGS = $(AM_CFLAGS) -pthread
 tests_internal_test_mqtt_wire_LDADD = -lpthread
 # the sink's own publishing connection against scripted fake brokers
-tests_internal_test_mqtt_sink_SOURCES = tests/internal/test_mqtt_sink.c
+tests_internal_test_mqtt_sink_SOURCES = tests/internal/test_mqtt_sink.c tests/internal/fakenet.h
 tests_internal_test_mqtt_sink_CFLAGS = $(AM_CFLAGS) -pthread
 tests_internal_test_mqtt_sink_LDADD = $(TEST_HOST_LIBS)
 TESTS += tests/internal/test_mqtt_codec tests/internal/test_mqtt_wire tests/internal/test_mqtt_sink \

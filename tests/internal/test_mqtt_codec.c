@@ -10,16 +10,8 @@
 #include <string.h>
 
 #include "../../plugins/mqtt/mqtt_int.h"
+#include "fakenet.h"
 #include "testhost.h"
-
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 
 static void test_utf8(void)
 {

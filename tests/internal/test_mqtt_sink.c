@@ -24,16 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fakenet.h"
 #include "testhost.h"
-
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 
 /* ------------------------------------------------------- the fake broker */
 
@@ -42,17 +34,6 @@ typedef struct pkt {
     uint8_t *body;
     size_t len;
 } pkt;
-
-static int rd(int fd, uint8_t *b, size_t n)
-{
-    while (n) {
-        ssize_t r = recv(fd, b, n, 0);
-        if (r <= 0) return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 /* Next packet (PINGREQ answered and skipped); 0, -1 at EOF, -2 when a
    receive timeout passes before its first byte. */
@@ -66,14 +47,14 @@ static int rd_pkt(int fd, pkt *p)
         if (r0 < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -2;
         if (r0 <= 0) return -1;
         do {
-            if (rd(fd, &b, 1)) return -1;
+            if (fake_read(fd, &b, 1)) return -1;
             rem |= (uint32_t)(b & 0x7F) << shift;
             shift += 7;
         } while (b & 0x80);
         p->tf = h;
         p->len = rem;
         p->body = malloc(rem + 1);
-        if (rd(fd, p->body, rem)) {
+        if (fake_read(fd, p->body, rem)) {
             free(p->body);
             return -1;
         }
@@ -87,13 +68,11 @@ static int rd_pkt(int fd, pkt *p)
     }
 }
 
-static void wr(int fd, const void *b, size_t n) { (void)!send(fd, b, n, MSG_NOSIGNAL); }
-
 /* PUBACK/PUBREC/PUBCOMP (v5, with a reason code). */
 static void wr_ack(int fd, unsigned type, uint16_t pid, int reason)
 {
     uint8_t a[5] = {(uint8_t)(type << 4), 3, (uint8_t)(pid >> 8), (uint8_t)pid, (uint8_t)reason};
-    wr(fd, a, 5);
+    fake_write(fd, a, 5);
 }
 
 /* CONNACK v5 with Receive Maximum and Maximum Packet Size. */
@@ -102,7 +81,7 @@ static void wr_connack(int fd, int present, unsigned recv_max, uint32_t max_pack
     uint8_t c[] = {0x20, 11, (uint8_t)present, 0, 8, 0x21, (uint8_t)(recv_max >> 8),
                    (uint8_t)recv_max, 0x27, (uint8_t)(max_packet >> 24),
                    (uint8_t)(max_packet >> 16), (uint8_t)(max_packet >> 8), (uint8_t)max_packet};
-    wr(fd, c, sizeof c);
+    fake_write(fd, c, sizeof c);
 }
 
 /* A PUBLISH as the fake saw it. */
@@ -258,19 +237,7 @@ static void fake_start(fake *f, int scenario)
 {
     memset(f, 0, sizeof *f);
     f->scenario = scenario;
-    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    if (bind(f->lfd, (struct sockaddr *)&a, sizeof a) || listen(f->lfd, 4) ||
-        getsockname(f->lfd, (struct sockaddr *)&a, &al)) {
-        perror("fake broker");
-        exit(2);
-    }
-    f->port = ntohs(a.sin_port);
+    f->lfd = fake_listen(&f->port);
     pthread_create(&f->th, NULL, fake_run, f);
 }
 

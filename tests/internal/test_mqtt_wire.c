@@ -20,15 +20,7 @@
 #include <unistd.h>
 
 #include "../../plugins/mqtt/mqtt_wire.h"
-
-static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
+#include "fakenet.h"
 
 /* ------------------------------------------------------------------ codec */
 
@@ -209,38 +201,22 @@ typedef struct fake {
     int eof;               /* the client closed after its last packet */
 } fake;
 
-static int rd(int fd, uint8_t *b, size_t n)
-{
-    while (n) {
-        ssize_t r = recv(fd, b, n, 0);
-        if (r <= 0) return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Read one packet from the client; returns its type or -1 at EOF. */
 static int rd_packet(int fd)
 {
     uint8_t h, b;
     uint32_t rem = 0;
     int shift = 0;
-    if (rd(fd, &h, 1)) return -1;
+    if (fake_read(fd, &h, 1)) return -1;
     do {
-        if (rd(fd, &b, 1)) return -1;
+        if (fake_read(fd, &b, 1)) return -1;
         rem |= (uint32_t)(b & 0x7F) << shift;
         shift += 7;
     } while (b & 0x80);
     uint8_t *body = malloc(rem + 1);
-    int ok = rd(fd, body, rem) == 0;
+    int ok = fake_read(fd, body, rem) == 0;
     free(body);
     return ok ? h >> 4 : -1;
-}
-
-static void wr(int fd, const void *b, size_t n)
-{
-    if (send(fd, b, n, MSG_NOSIGNAL) != (ssize_t)n) fprintf(stderr, "fake: short send\n");
 }
 
 /* A QoS 1 PUBLISH of `payload` bytes on topic "t" with packet id pid. */
@@ -256,7 +232,7 @@ static void wr_publish(int fd, uint16_t pid, size_t payload, int v5)
     uint8_t *q = p + h;
     *q++ = 0, *q++ = 1, *q++ = 't', *q++ = (uint8_t)(pid >> 8), *q++ = (uint8_t)pid;
     if (v5) *q++ = 0;
-    wr(fd, p, h + rem);
+    fake_write(fd, p, h + rem);
     free(p);
 }
 
@@ -274,10 +250,10 @@ static void *fake_run(void *arg)
     }
     if (f->send_auth) {
         const uint8_t auth[] = {0xF0, 0};
-        wr(fd, auth, 2);
+        fake_write(fd, auth, 2);
     } else {
         uint8_t ca[5] = {0x20, (uint8_t)(v5 ? 3 : 2), (uint8_t)f->present, (uint8_t)f->connack_code, 0};
-        wr(fd, ca, v5 ? 5 : 4);
+        fake_write(fd, ca, v5 ? 5 : 4);
     }
     for (int i = 0; i < f->publish_after_connack; i++)
         wr_publish(fd, (uint16_t)(100 + i), i == 0 ? 300000 : 784, v5); /* one bigger than any buffer */
@@ -288,12 +264,12 @@ static void *fake_run(void *arg)
             for (int i = 0; i < f->publish_before_suback; i++) wr_publish(fd, (uint16_t)(200 + i), 10, v5);
             if (f->send_disconnect) {
                 const uint8_t d[] = {0xE0, 1, 0x8E};
-                wr(fd, d, 3);
+                fake_write(fd, d, 3);
                 break;
             }
             uint8_t sa[6] = {0x90, (uint8_t)(v5 ? 4 : 3), 0, 1, 0, (uint8_t)f->suback_code};
             if (!v5) sa[4] = (uint8_t)f->suback_code;
-            wr(fd, sa, v5 ? 6 : 5);
+            fake_write(fd, sa, v5 ? 6 : 5);
         }
         if (t == 14) break; /* DISCONNECT: close like a broker does */
     }
@@ -304,18 +280,7 @@ static void *fake_run(void *arg)
 
 static void fake_start(fake *f)
 {
-    struct sockaddr_in a;
-    socklen_t al = sizeof a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(f->lfd, 1) != 0 ||
-        getsockname(f->lfd, (struct sockaddr *)&a, &al) != 0) {
-        perror("fake broker");
-        exit(1);
-    }
-    f->port = ntohs(a.sin_port);
+    f->lfd = fake_listen(&f->port);
     pthread_create(&f->th, NULL, fake_run, f);
 }
 
