@@ -12,7 +12,9 @@
 #   5. replica_identity: full; an interrupted snapshot (no state file) is redone
 #   6. non-UTF-8 database (LATIN1) text arrives as UTF-8
 #   7. fatal errors: missing table, unreachable server (password not logged),
-#      missing publication, slot dropped by someone else
+#      missing publication, slot or publication dropped by someone else
+#      while streaming
+#   and binary vs text snapshot COPY giving the same records
 . "$TRIB_SRCDIR/tests/lib.sh"
 start_pg
 
@@ -329,5 +331,17 @@ rc=0; for _i in $(seq "$(scaled 300)"); do kill -0 $E4 2>/dev/null || break; sle
 wait $E4 || rc=$?
 [ $rc != 0 ] || fail "run did not fail when its slot was dropped: $(cat "$T/e4.log")"
 grep -q 'slot "s1"' "$T/e4.log" || fail "slot drop error does not name the slot"
+# the publication is dropped by someone else while we stream: fatal, named
+sed -e 's/slot: s1/slot: s6/' -e 's/publication: p1/publication: p6/' \
+    -e 's/tables: .*/tables: [items]\n    snapshot: never/' "$T/a.yaml" >"$T/e5.yaml"
+"$TRIB" run "$T/e5.yaml" >"$T/e5.log" 2>&1 &
+E5=$!; _pids="$_pids $E5"
+for _i in $(seq "$(scaled 100)"); do grep -q "streaming from slot" "$T/e5.log" && break; sleep 0.1; done
+psql_q -c "DROP PUBLICATION p6" -c "INSERT INTO items (id, name) VALUES (600, 'after drop')" >/dev/null
+rc=0; for _i in $(seq "$(scaled 300)"); do kill -0 $E5 2>/dev/null || break; sleep 0.1; done
+wait $E5 || rc=$?
+[ $rc != 0 ] || fail "run did not fail when its publication was dropped: $(cat "$T/e5.log")"
+grep -q 'publication "p6"' "$T/e5.log" || fail "publication drop error does not name it: $(cat "$T/e5.log")"
+cat "$T/e5.log" >&2
 cat "$T/e4.log" >&2
 log "ok"
