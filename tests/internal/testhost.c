@@ -466,11 +466,6 @@ const char *th_last_error(trib_ctx *c)
     return c->last_err;
 }
 
-const char *th_log_text(trib_ctx *c)
-{
-    return c->log.data ? c->log.data : "";
-}
-
 int th_log_contains(trib_ctx *c, const char *s)
 {
     pthread_mutex_lock(&c->mu);

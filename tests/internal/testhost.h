@@ -99,8 +99,7 @@ const char *th_last_error(trib_ctx *c);
 
 /* ---- log and metrics -------------------------------------------------- */
 
-/** Every line logged through `c`, each ended by '\n'. */
-const char *th_log_text(trib_ctx *c);
+/** Whether a line logged through `c` so far contains `s` (safe while plugin threads log). */
 int th_log_contains(trib_ctx *c, const char *s);
 /** Lines logged at `level` (TRIB_LOG_*). */
 int th_log_count(trib_ctx *c, int level);
