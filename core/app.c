@@ -273,6 +273,10 @@ void app_free(app *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Poked by the signal handler so that a main loop blocked in poll() sees
+   g_stop at once (set up once, before any thread starts). */
+static int signal_wake[2] = {-1, -1};
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -283,10 +287,19 @@ static void on_signal(int sig)
         _exit(130);
     }
     g_stop = 1;
+    wake_poke(signal_wake[1]);
+}
+
+int signal_wake_fd(void)
+{
+    return signal_wake[0];
 }
 
 void install_signal_handlers(void)
 {
+    if (signal_wake[0] < 0 && wake_open(signal_wake) != 0)
+        log_warn("cannot create the signal wake-up pipe: %s; signals are noticed within 100 ms",
+                 strerror(errno));
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -28,6 +28,8 @@ enum { APP_PIPELINE = 1, APP_TRAINER = 2, APP_BROKER = 4 };
 int app_load(app *a, const char *path, unsigned what, char *err, size_t errlen);
 void app_free(app *a);
 void install_signal_handlers(void);
+/** Readable after SIGINT/SIGTERM set g_stop (poll it; drain with wake_drain); -1 if none. */
+int signal_wake_fd(void);
 
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);

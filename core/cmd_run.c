@@ -11,10 +11,10 @@
 #include "progress.h"
 #include "util.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static void print_status(pipeline *pl, const char *what)
@@ -28,6 +28,23 @@ static void print_status(pipeline *pl, const char *what)
              what, (unsigned long long)st.read, (unsigned long long)st.snapshot,
              (unsigned long long)st.delivered, (unsigned long long)st.dropped,
              (unsigned long long)st.deadlettered, (unsigned long long)st.pending, lsn);
+}
+
+/*
+ * Sleep until the pipeline finishes, a signal arrives, or the next tick of
+ * the progress line / status log (at most 100 ms).  Both events poke a pipe
+ * (pipeline_wake_fd, signal_wake_fd), so the exit is not delayed by a tick
+ * and a poke made before we got here is not lost.
+ */
+static void wait_event(pipeline *pl)
+{
+    struct pollfd fds[2] = {{pipeline_wake_fd(pl), POLLIN, 0}, {signal_wake_fd(), POLLIN, 0}};
+    /* without a wake-up pipe, fall back to polling the state often */
+    int timeout = fds[0].fd < 0 || fds[1].fd < 0 ? 10 : 100;
+    if (poll(fds, 2, timeout) > 0) {
+        wake_drain(fds[0].fd);
+        wake_drain(fds[1].fd);
+    }
 }
 
 static int start_all(app *a, char *err, size_t errlen)
@@ -94,8 +111,9 @@ int cmd_run(int argc, char **argv)
     progress_init(&prog);
     log_set_clear_line(tty);
     while (!pipeline_finished(pl)) {
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
+        wait_event(pl);
+        if (pipeline_finished(pl))
+            break;
         if (tty)
             progress_draw(&prog, pl, a.source); /* replaces the periodic status logs */
         if (g_stop && !stop_asked) {

@@ -46,7 +46,8 @@ struct pipeline {
     trib_record **hand[2];
     size_t hand_n[2], hhead, hlen;
     int hand_closed;
-    atomic_int threads_done;
+    atomic_int threads_done;   /* the pipeline thread has flushed and returned */
+    int wake[2];               /* poked when threads_done is set (pipeline_wake_fd) */
 
     uint64_t last_committed;
     /* per transform instance: records in, dropped, failed (metrics) */
@@ -99,6 +100,8 @@ pipeline *pipeline_new(const pipeline_cfg *cfg, trib_ctx *source, trib_ctx **tra
     pthread_mutex_init(&pl->hlock, NULL);
     pthread_cond_init(&pl->hcv, NULL);
     pl->q = xcalloc(pl->cfg.queue_size, sizeof *pl->q);
+    if (wake_open(pl->wake) != 0)
+        log_warn("cannot create the pipeline's wake-up pipe: %s", strerror(errno));
     source->pl = pl;
     sink->pl = pl;
     for (size_t i = 0; i < ntransforms; i++)
@@ -127,6 +130,7 @@ void pipeline_free(pipeline *pl)
     pthread_cond_destroy(&pl->not_full);
     pthread_mutex_destroy(&pl->hlock);
     pthread_cond_destroy(&pl->hcv);
+    wake_close(pl->wake);
     free(pl);
 }
 
@@ -432,6 +436,8 @@ static void *pipe_main(void *arg)
         }
     }
     commit_check(pl);
+    atomic_store(&pl->threads_done, 1);
+    wake_poke(pl->wake[1]); /* after the store: a waiter that sees the byte sees the flag */
     return NULL;
 }
 
@@ -458,10 +464,14 @@ int pipeline_start(pipeline *pl)
 
 int pipeline_finished(pipeline *pl)
 {
-    pthread_mutex_lock(&pl->lock);
-    int d = pl->source_done && pl->qlen == 0;
-    pthread_mutex_unlock(&pl->lock);
-    return d;
+    /* the pipeline thread returns only after the source thread is done, the
+       queue is empty and the sink was flushed: joining is then immediate */
+    return atomic_load(&pl->threads_done);
+}
+
+int pipeline_wake_fd(pipeline *pl)
+{
+    return pl->wake[0];
 }
 
 int pipeline_join(pipeline *pl)

@@ -39,8 +39,12 @@ pipeline *pipeline_new(const pipeline_cfg *cfg, trib_ctx *source, trib_ctx **tra
 int pipeline_start(pipeline *pl);
 /** Ask everything to stop: the source returns, in-flight records are flushed. */
 void pipeline_request_stop(pipeline *pl);
-/** 1 once both threads have finished. */
+/** 1 once both threads have finished (the source returned, the queue drained, the sink
+    flushed and the final position confirmed). */
 int pipeline_finished(pipeline *pl);
+/** A descriptor that becomes readable when pipeline_finished() turns 1 (poll it, then
+    wake_drain() it); -1 if it could not be created (poll pipeline_finished() instead). */
+int pipeline_wake_fd(pipeline *pl);
 /** Join the threads; 0 on a clean stop, 1 after a fatal error. */
 int pipeline_join(pipeline *pl);
 void pipeline_free(pipeline *pl);

@@ -5,10 +5,13 @@
  */
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void oom(void)
 {
@@ -245,6 +248,43 @@ int lsn_parse(const char *s, uint64_t *out)
         return -1;
     *out = (uint64_t)hi << 32 | lo;
     return 0;
+}
+
+int wake_open(int fds[2])
+{
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0)
+        return 0;
+    fds[0] = fds[1] = -1;
+    return -1;
+}
+
+void wake_poke(int wfd)
+{
+    if (wfd < 0)
+        return;
+    int saved = errno;
+    char c = 1;
+    ssize_t w = write(wfd, &c, 1); /* EAGAIN: the pipe is full, the waiter wakes anyway */
+    (void)w;
+    errno = saved;
+}
+
+void wake_drain(int rfd)
+{
+    char buf[64];
+    if (rfd < 0)
+        return;
+    while (read(rfd, buf, sizeof buf) > 0)
+        ;
+}
+
+void wake_close(int fds[2])
+{
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
 }
 
 int64_t now_mono_ms(void)

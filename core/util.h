@@ -48,6 +48,19 @@ int lsn_parse(const char *s, uint64_t *out);
 int64_t now_mono_ms(void);
 int64_t now_wall_ms(void);
 
+/*
+ * A wake-up pipe (self-pipe): any thread, or a signal handler, pokes it;
+ * a thread blocked in poll() on fds[0] then wakes.  A poke made before the
+ * waiter polls is not lost: the byte stays in the pipe until drained.
+ */
+/** Open a non-blocking, close-on-exec pipe; 0 on success, -1 (fds set to -1) on failure. */
+int wake_open(int fds[2]);
+/** Write one byte to fds[1] (async-signal-safe; errno preserved; no-op on -1). */
+void wake_poke(int wfd);
+/** Read everything pending on fds[0] (no-op on -1). */
+void wake_drain(int rfd);
+void wake_close(int fds[2]);
+
 /** Copy a message into a caller's error buffer (printf-style). */
 void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -258,12 +258,14 @@ int pg_resolve_tables(pg_src *s)
         pg_table *t = &s->tables[i];
         if (find_table(s, t) != TRIB_OK || load_columns(s, t) != TRIB_OK)
             return TRIB_ERR;
-        if (s->replica_full && t->replident != 'f' && set_identity_full(s, t) != TRIB_OK)
+        /* replica identity matters only for streamed changes: initial_only streams none */
+        if (s->replica_full && !s->initial_only && t->replident != 'f' &&
+            set_identity_full(s, t) != TRIB_OK)
             return TRIB_ERR;
         int has_key = 0;
         for (size_t k = 0; k < t->ncols; k++)
             has_key |= t->cols[k].is_key;
-        if (!has_key && (t->replident == 'd' || t->replident == 'n'))
+        if (!has_key && !s->initial_only && (t->replident == 'd' || t->replident == 'n'))
             LOGW(s, "table %s.%s has no primary key and REPLICA IDENTITY %s: UPDATE and DELETE "
                  "on it will fail while it is published; set replica_identity: full",
                  t->schema, t->name, t->replident == 'd' ? "DEFAULT" : "NOTHING");

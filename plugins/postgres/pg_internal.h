@@ -60,14 +60,15 @@ typedef struct pg_src {
     int64_t status_interval_ms, confirm_interval_ms, proto_version;
     int64_t backoff_ms, backoff_max_ms, reconnect_timeout_ms;
     int replica_full, create_publication;
+    int initial_only;      /* snapshot: initial_only — no slot, publication or state file */
 
     pg_table *tables;
     size_t ntables;
     char *conn_desc;       /* conninfo without secrets, for messages */
     char *dbname;
-    char *state_path;      /* <state_dir>/<slot>.snapshot */
+    char *state_path;      /* <state_dir>/<slot>.snapshot (NULL with initial_only) */
 
-    PGconn *repl;          /* replication=database connection */
+    PGconn *repl;          /* replication=database connection (never with initial_only) */
     PGconn *sql;           /* normal connection (setup and snapshot only) */
     int streaming;         /* repl is in COPY BOTH mode */
     int server_version;

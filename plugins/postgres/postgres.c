@@ -12,6 +12,10 @@
  *                                        snapshot again (initial)
  *   always                            -> drop, recreate, snapshot every start
  *   never                             -> create the slot if absent, no snapshot
+ *   initial_only                      -> no slot, no publication, no state file:
+ *                                        snapshot in a plain REPEATABLE READ
+ *                                        transaction, then run() returns and the
+ *                                        core exits once the sink acknowledged all
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +36,10 @@ static const trib_option pg_options[] = {
      "publication streamed from the slot", 0},
     {"tables", TRIB_OPT_LIST, NULL, 1, NULL,
      "tables to capture: schema.table or table (= public.table); \"quote\" odd names", 0},
-    {"snapshot", TRIB_OPT_ENUM, "initial", 0, "initial|never|always",
-     "initial: snapshot once per slot; always: on every start; never: changes only", 0},
+    {"snapshot", TRIB_OPT_ENUM, "initial", 0, "initial|never|always|initial_only",
+     "initial: snapshot once per slot; always: on every start; never: changes only; "
+     "initial_only: snapshot, then exit once the sink acknowledged every row (no slot, "
+     "publication or state file)", 0},
     {"snapshot_format", TRIB_OPT_ENUM, "binary", 0, "binary|text",
      "COPY format of the snapshot: binary sends bytea raw (half the bytes, no hex on either "
      "side) and other columns through their type's output function, as text does", 0},
@@ -122,6 +128,7 @@ static int read_options(pg_src *s, const trib_opts *o, char *err, size_t errlen)
     s->slot = h->opt_str(o, "slot");
     s->publication = h->opt_str(o, "publication");
     s->snapshot_mode = h->opt_str(o, "snapshot");
+    s->initial_only = s->snapshot_mode && strcmp(s->snapshot_mode, "initial_only") == 0;
     s->snapshot_binary = strcmp(h->opt_str(o, "snapshot_format"), "binary") == 0;
     s->topic_prefix = h->opt_str(o, "topic_prefix");
     s->client_encoding = h->opt_str(o, "client_encoding");
@@ -238,11 +245,34 @@ static int prepare_slot(pg_src *s)
     return rc;
 }
 
+/*
+ * snapshot: initial_only — a one-off export: the tables are read in a plain
+ * REPEATABLE READ transaction (no exported snapshot to import), nothing is
+ * left behind on the server or in state_dir, and no position is emitted, so
+ * commit() never has anything to confirm.  Returning TRIB_OK makes the core
+ * drain the queue, wait for the sink's acknowledgements and exit.
+ */
+static int run_initial_only(pg_src *s)
+{
+    int rc = pg_run_snapshot(s, NULL, 0);
+    PQfinish(s->sql);
+    s->sql = NULL;
+    if (rc == TRIB_STOP) {
+        LOGI(s, "snapshot (initial_only) stopped before it was complete");
+        return TRIB_OK;
+    }
+    if (rc != TRIB_OK)
+        return TRIB_ERR;
+    LOGI(s, "snapshot (initial_only) read completely; exiting once the sink has acknowledged "
+         "every row");
+    return TRIB_OK;
+}
+
 static int pg_run(void *inst)
 {
     pg_src *s = inst;
     s->closed = 0;
-    if (state_path_init(s) != TRIB_OK)
+    if (!s->initial_only && state_path_init(s) != TRIB_OK)
         return TRIB_ERR;
     if (pg_connect(s, 0, &s->sql) != TRIB_OK) {
         LOGE(s, "%s", s->errbuf);
@@ -251,7 +281,11 @@ static int pg_run(void *inst)
     free(s->dbname);
     if (!(s->dbname = strdup(PQdb(s->sql))))
         return TRIB_ERR;
-    if (pg_resolve_tables(s) != TRIB_OK || pg_setup_publication(s) != TRIB_OK)
+    if (pg_resolve_tables(s) != TRIB_OK)
+        return TRIB_ERR;
+    if (s->initial_only)
+        return run_initial_only(s);
+    if (pg_setup_publication(s) != TRIB_OK)
         return TRIB_ERR;
     if (pg_connect(s, 1, &s->repl) != TRIB_OK) {
         LOGE(s, "%s (does the role have the REPLICATION attribute?)", s->errbuf);

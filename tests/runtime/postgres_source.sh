@@ -14,6 +14,10 @@
 #   7. fatal errors: missing table, unreachable server (password not logged),
 #      missing publication, slot or publication dropped by someone else
 #      while streaming
+#   8. snapshot: initial_only: the snapshot (bytea, NULLs, two tables) is
+#      delivered once, records as with `initial`, and the run exits 0 by
+#      itself, leaving no slot, publication, state file or replica identity
+#      change; SIGINT during it exits 0; a missing table is a named error
 #   and binary vs text snapshot COPY giving the same records
 . "$TRIB_SRCDIR/tests/lib.sh"
 start_pg
@@ -342,6 +346,102 @@ rc=0; for _i in $(seq "$(scaled 300)"); do kill -0 $E5 2>/dev/null || break; sle
 wait $E5 || rc=$?
 [ $rc != 0 ] || fail "run did not fail when its publication was dropped: $(cat "$T/e5.log")"
 grep -q 'publication "p6"' "$T/e5.log" || fail "publication drop error does not name it: $(cat "$T/e5.log")"
+
+# ---- 8. snapshot: initial_only ---------------------------------------------------
+psql_q <<'SQL'
+CREATE TABLE once (id int PRIMARY KEY, name text, data bytea, n numeric);
+INSERT INTO once SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'row ' || i END,
+  CASE WHEN i % 4 = 0 THEN NULL ELSE decode(lpad(to_hex(i), 6, '0') || '00ff', 'hex') END,
+  CASE WHEN i % 5 = 0 THEN NULL ELSE i * 1.5 END FROM generate_series(1, 2000) i;
+CREATE TABLE once_nokey (pixels bytea, labels smallint);
+INSERT INTO once_nokey VALUES ('\x0102', 1), (NULL, 2), ('\x', NULL);
+SQL
+sed -e 's/slot: s1/slot: s8/' -e 's/publication: p1/publication: p8/' \
+    -e "s/tables: .*/tables: [once, once_nokey]\n    snapshot: initial_only\n    replica_identity: full/" \
+    -e "s|state_dir: .*|state_dir: $T/state8|" -e "s|$OUT|$T/out8.jsonl|" "$T/a.yaml" >"$T/o.yaml"
+# by itself: SIGKILL (not TERM, which would be a clean stop) if it hangs
+rc=0; timeout -s KILL "$(scaled 60)" "$TRIB" run "$T/o.yaml" >"$T/run8.log" 2>&1 || rc=$?
+[ $rc = 0 ] || fail "initial_only: exit $rc: $(tail -n 5 "$T/run8.log")"
+grep -q "2003 delivered" "$T/run8.log" || fail "initial_only: not all delivered: $(tail -n 3 "$T/run8.log")"
+[ "$(psql_q -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 's8'")" = 0 ] \
+    || fail "initial_only created a replication slot"
+[ "$(psql_q -c "SELECT count(*) FROM pg_publication WHERE pubname = 'p8'")" = 0 ] \
+    || fail "initial_only created a publication"
+[ -z "$(ls -A "$T/state8")" ] || fail "initial_only wrote state: $(ls -A "$T/state8")"
+[ ! -e s8.snapshot ] || fail "initial_only wrote ./s8.snapshot"
+[ "$(psql_q -c "SELECT relreplident FROM pg_class WHERE relname = 'once'")" = d ] \
+    || fail "initial_only changed the replica identity"
+# the same tables with `initial`, to compare the records with
+sed -e 's/slot: s8/slot: s8i/' -e 's/publication: p8/publication: p8i/' \
+    -e 's/snapshot: initial_only/snapshot: initial/' -e '/replica_identity: full/d' \
+    -e "s|$T/out8.jsonl|$T/out8i.jsonl|" "$T/o.yaml" >"$T/oi.yaml"
+start_run "$T/oi.yaml" "$T/run8i.log"
+wait_lines "$T/out8i.jsonl" 2003
+stop_run "$T/run8i.log"
+python3 - "$T/out8.jsonl" "$T/out8i.jsonl" <<'PY' || fail "content check (initial_only)"
+import base64, json, sys
+def load(p):
+    out = []
+    for l in open(p):
+        r = json.loads(l)
+        v = json.loads(r.pop("value"))
+        assert v["source"].pop("ts_ms") > 1600000000000 and v.pop("ts_ms") > 1600000000000
+        r["value"] = v
+        out.append(r)
+    return out
+once, init = load(sys.argv[1]), load(sys.argv[2])
+assert once == init, next((a, b) for a, b in zip(once, init) if a != b) if len(once) == len(init) \
+    else (len(once), len(init))
+assert [r["op"] for r in once] == ["r"] * 2003
+assert [r["value"]["source"]["snapshot"] for r in once] == ["true"] * 2002 + ["last"]
+rows = [r["value"]["after"] for r in once if r["topic"] == "tf.public.once"]
+assert sorted(a["id"] for a in rows) == list(range(1, 2001)), "missing or duplicated rows"
+for a in rows:
+    i = a["id"]
+    assert a["name"] == (None if i % 3 == 0 else "row %d" % i), a
+    want = None if i % 4 == 0 else bytes.fromhex("%06x00ff" % i)
+    assert (a["data"] and base64.b64decode(a["data"])) == want, a
+    assert a["n"] in ((None,) if i % 5 == 0 else ("%.1f" % (i * 1.5), i * 1.5)), a
+nk = [(r["key"], r["value"]["after"]) for r in once if r["topic"] == "tf.public.once_nokey"]
+assert [k for k, _ in nk] == [None] * 3 or [k for k, _ in nk] == ["null"] * 3, nk
+assert [a for _, a in nk] == [{"pixels": "AQI=", "labels": 1}, {"pixels": None, "labels": 2},
+                              {"pixels": "", "labels": None}], nk
+PY
+# SIGINT during the snapshot: a lock holds the COPY of the second table until
+# after the signal, so the stop comes mid-snapshot; exit 0, nothing duplicated
+psql_q -c "CREATE TABLE once_locked AS SELECT i AS id FROM generate_series(1, 10) i"
+sed -e 's/tables: .*/tables: [once, once_locked]/' -e "s|$T/out8.jsonl|$T/out8s.jsonl|" \
+    "$T/o.yaml" >"$T/os.yaml"
+locks_on_once_locked() { # GRANTED(true|false): one such lock exists
+    [ "$(psql_q -c "SELECT count(*) FROM pg_locks WHERE relation = 'once_locked'::regclass AND granted = $1")" = 1 ]
+}
+psql_q -c "BEGIN; LOCK TABLE once_locked; SELECT pg_sleep(120)" >/dev/null 2>&1 &
+_pids="$_pids $!"
+wait_for 10 locks_on_once_locked true || fail "lock on once_locked not taken"
+start_run "$T/os.yaml" "$T/run8s.log"
+wait_for 30 locks_on_once_locked false \
+    || fail "initial_only: the snapshot never reached once_locked: $(cat "$T/run8s.log")"
+kill -INT "$RUN_PID"
+sleep 0.3
+psql_q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+rc=0; for _i in $(seq "$(scaled 300)"); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.1; done
+wait "$RUN_PID" || rc=$?
+[ $rc = 0 ] || fail "initial_only stopped by SIGINT: exit $rc: $(tail -n 5 "$T/run8s.log")"
+grep -q "stopped before it was complete" "$T/run8s.log" || fail "initial_only: stop not logged"
+python3 - "$T/out8s.jsonl" <<'PY' || fail "content check (initial_only stopped)"
+import json, sys
+ids = [json.loads(json.loads(l)["value"])["after"]["id"] for l in open(sys.argv[1])]
+# the last row of `once` is held back to be flagged, and the stop came before `once_locked`
+assert ids == list(range(1, 2000)), (len(ids), ids[-3:])
+PY
+[ "$(psql_q -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 's8'")" = 0 ] \
+    || fail "initial_only (stopped) created a replication slot"
+# a missing table is still a named error, and leaves nothing behind
+sed -e 's/tables: .*/tables: [once, nosuch_once]/' -e 's/slot: s8/slot: s9/' "$T/o.yaml" >"$T/oe.yaml"
+expect_fail "$T/oe.yaml" "$T/oe.log" 'table "nosuch_once"' 'does not exist' 'host=127.0.0.1'
+[ "$(psql_q -c "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 's9'")" = 0 ] \
+    || fail "initial_only (failed) created a replication slot"
+
 cat "$T/e5.log" >&2
 cat "$T/e4.log" >&2
 log "ok"
