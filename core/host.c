@@ -152,6 +152,7 @@ const trib_host trib_host_table = {
     .metric_add = h_metric_add,
     .metric_set = h_metric_set,
     .instance_name = h_instance_name,
+    .bytes_alloc = bytes_alloc,
 };
 
 trib_ctx *instance_create(const plugin_lib *lib, const cnode *section, const char *where,

@@ -20,5 +20,5 @@ core_libtribcore_la_LIBADD = $(YAML_LIBS) $(MHD_LIBS)
 
 bin_PROGRAMS += tributary
 tributary_SOURCES = core/main.c core/app.c core/cmd_run.c core/cmd_plugins.c core/cmd_train.c core/cmd_consume.c core/cli.h
-tributary_LDADD = core/libtribcore.la $(YAML_LIBS) $(MHD_LIBS)
+tributary_LDADD = core/libtribcore.la $(YAML_LIBS) $(MHD_LIBS) $(TRIB_MALLOC_LIBS)
 tributary_LDFLAGS = $(AM_LDFLAGS) -export-dynamic

@@ -154,9 +154,13 @@ int pipeline_emit(pipeline *pl, trib_record *rec, int is_marker, uint64_t pos, i
         return TRIB_OK;
     }
     struct timespec dl;
-    deadline_after(&dl, timeout_ms > 0 ? timeout_ms : 0);
+    int have_dl = 0; /* the clock is read only when the queue is full */
     pthread_mutex_lock(&pl->lock);
     while (pl->qlen == pl->cfg.queue_size && !atomic_load(&pl->stopping) && !g_stop) {
+        if (!have_dl && timeout_ms > 0) {
+            deadline_after(&dl, timeout_ms);
+            have_dl = 1;
+        }
         if (timeout_ms <= 0 || pthread_cond_timedwait(&pl->not_full, &pl->lock, &dl) == ETIMEDOUT) {
             pthread_mutex_unlock(&pl->lock);
             return TRIB_RETRY;

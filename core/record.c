@@ -52,6 +52,15 @@ void rec_free(trib_record *r)
     free(r);
 }
 
+static char *memdup0(const void *data, size_t len)
+{
+    char *p = xmalloc(len + 1);
+    if (len)
+        memcpy(p, data, len);
+    p[len] = '\0';
+    return p;
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? xstrdup(s) : NULL;
@@ -113,10 +122,7 @@ int row_field_add(trib_row *row, const char *name, uint32_t type_oid, int32_t ty
     f->kind = kind;
     f->is_key = is_key;
     if (kind == TRIB_VAL_TEXT || kind == TRIB_VAL_BINARY) {
-        f->data = xmalloc(len + 1);
-        if (len)
-            memcpy(f->data, data, len);
-        f->data[len] = '\0';
+        f->data = memdup0(data, len);
         f->len = len;
     }
     return TRIB_OK;
@@ -135,10 +141,7 @@ int bytes_set(trib_bytes *b, const void *data, size_t len)
     char *old = b->data; /* freed last: `data` may point into it */
     trib_bytes nb = {NULL, 0, 0};
     if (data) {
-        nb.data = xmalloc(len + 1);
-        if (len)
-            memcpy(nb.data, data, len);
-        nb.data[len] = '\0';
+        nb.data = memdup0(data, len);
         nb.len = len;
         nb.set = 1;
     } else if (len) {
@@ -147,6 +150,16 @@ int bytes_set(trib_bytes *b, const void *data, size_t len)
     *b = nb;
     free(old);
     return TRIB_OK;
+}
+
+char *bytes_alloc(trib_bytes *b, size_t len)
+{
+    free(b->data);
+    b->data = xmalloc(len + 1);
+    b->data[len] = '\0';
+    b->len = len;
+    b->set = 1;
+    return b->data;
 }
 
 int str_set(char **dst, const char *s)
@@ -164,10 +177,7 @@ int rec_header_add(trib_record *r, const char *name, const void *value, size_t l
     r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof *r->headers);
     trib_header *h = &r->headers[r->nheaders++];
     h->name = xstrdup(name);
-    h->value = xmalloc(len + 1);
-    if (len)
-        memcpy(h->value, value, len);
-    h->value[len] = '\0';
+    h->value = memdup0(value, len);
     h->len = len;
     return TRIB_OK;
 }

@@ -15,6 +15,7 @@ int row_field_add(trib_row *row, const char *name, uint32_t type_oid, int32_t ty
                   trib_val_kind kind, const void *data, size_t len, int is_key);
 trib_field *row_field_get(const trib_row *row, const char *name);
 int bytes_set(trib_bytes *b, const void *data, size_t len);
+char *bytes_alloc(trib_bytes *b, size_t len);
 int str_set(char **dst, const char *s);
 int rec_header_add(trib_record *r, const char *name, const void *value, size_t len);
 /** Value of header `name`, NULL if absent. */

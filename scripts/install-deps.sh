@@ -5,7 +5,7 @@ set -eu
 PKGS="
   build-essential autoconf automake libtool pkg-config
   libyaml-dev libpq-dev libhiredis-dev librdkafka-dev libpaho-mqtt-dev
-  zlib1g-dev libcurl4-openssl-dev libopenblas-dev libpng-dev libmicrohttpd-dev
+  zlib1g-dev libcurl4-openssl-dev libopenblas-dev libpng-dev libmicrohttpd-dev libjemalloc-dev
   postgresql redis-server mosquitto mosquitto-clients kcat curl
   python3 python3-numpy dataset-fashion-mnist valgrind clang libclang-rt-14-dev
 "

@@ -23,6 +23,8 @@ rm -rf "$logs"
 mkdir -p "$logs"
 flags="--leak-check=full --errors-for-leak-kinds=definite --error-exitcode=1 --num-callers=40"
 flags="$flags --suppressions=$TRIB_SRCDIR/tests/valgrind.supp --gen-suppressions=all"
+# tributary is linked with jemalloc (configure): have memcheck replace its malloc too
+flags="$flags --soname-synonyms=somalloc=*jemalloc*"
 rc=0
 
 run_unit() { # run_unit PROGRAM

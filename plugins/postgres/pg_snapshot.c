@@ -272,11 +272,11 @@ drain:
 
 static int begin_snapshot(pg_src *s, const char *snap_name)
 {
-    char *lit = pgt_quote_literal(snap_name), sql[256];
+    char *lit = pgt_quote_literal(snap_name ? snap_name : ""), sql[256];
     if (!lit)
         return TRIB_ERR;
-    snprintf(sql, sizeof sql,
-             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT %s", lit);
+    snprintf(sql, sizeof sql, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY%s%s",
+             snap_name ? "; SET TRANSACTION SNAPSHOT " : "", snap_name ? lit : "");
     free(lit);
     PGresult *r = PQexec(s->sql, sql);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -294,8 +294,12 @@ int pg_run_snapshot(pg_src *s, const char *snap_name, uint64_t consistent)
     char lsn[32];
     if (begin_snapshot(s, snap_name) != TRIB_OK)
         return TRIB_ERR;
-    LOGI(s, "snapshot of %zu table(s) at %s started", s->ntables,
-         pgo_lsn_str(consistent, lsn, sizeof lsn));
+    if (snap_name)
+        LOGI(s, "snapshot of %zu table(s) at %s started", s->ntables,
+             pgo_lsn_str(consistent, lsn, sizeof lsn));
+    else
+        LOGI(s, "snapshot of %zu table(s) started (initial_only: no slot, no streaming)",
+             s->ntables);
     for (size_t i = 0; i < s->ntables; i++) {
         uint64_t before = rows;
         int rc = snapshot_table(s, &s->tables[i], &held, &rows);
@@ -314,7 +318,10 @@ int pg_run_snapshot(pg_src *s, const char *snap_name, uint64_t consistent)
             return TRIB_STOP;
     }
     s->host->metric_add(s->ctx, "snapshot_rows", (double)rows);
-    LOGI(s, "snapshot finished: %" PRIu64 " row(s); streaming from %s", rows, lsn);
+    if (snap_name)
+        LOGI(s, "snapshot finished: %" PRIu64 " row(s); streaming from %s", rows, lsn);
+    else
+        LOGI(s, "snapshot finished: %" PRIu64 " row(s)", rows);
     atomic_store(&s->snap_lsn, consistent);
     return pg_emit_position(s, consistent);
 }

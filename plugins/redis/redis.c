@@ -92,6 +92,7 @@ static void redis_destroy(void *inst)
         return;
     redis_conn_close(&ri->sink);
     free(ri->wbuf);
+    free(ri->segs);
     redis_url_free(&ri->cfg.url);
     free(ri->group_id);
     free(ri->consumer_name);

@@ -97,8 +97,11 @@ typedef struct redis_inst {
     int read_count;       /**< COUNT per read */
     pthread_mutex_t lock; /**< guards sink (send/flush/produce) and wbuf */
     redis_conn sink;
-    char *wbuf;           /**< sink: RESP commands formatted, not yet written */
+    char *wbuf;           /**< sink: RESP framing and small arguments, not yet written */
     size_t wcap;
+    struct redis_seg *segs; /**< sink: what to write, in order: wbuf ranges and record data */
+    size_t nseg, segcap;
+    size_t wmark;         /**< wbuf bytes up to here are covered by segs */
 } redis_inst;
 
 /* ---- redis_sink.c --------------------------------------------------------- */

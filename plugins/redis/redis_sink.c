@@ -7,10 +7,13 @@
  * (its transaction's commit LSN, when known), `snapshot` ("true", or "last"
  * for the snapshot's last row) and the record's headers.
  *
- * send() is synchronous: it formats the batch's XADDs as RESP straight into
- * one reusable buffer (a bounded window ahead of the socket), writes it
- * without blocking and reads the replies while it is still writing, so Redis
- * works on the batch while the rest of it is being sent.  Replies come in
+ * send() is synchronous: it formats the batch's XADDs as RESP (a bounded
+ * window ahead of the socket), writes them without blocking and reads the
+ * replies while it is still writing, so Redis works on the batch while the
+ * rest of it is being sent.  The framing and small arguments go into one
+ * reusable buffer; large arguments (a record's value) are not copied: the
+ * write gathers them from the records (sendmsg), which stay alive until
+ * their reply is read.  Replies come in
  * order; each acknowledges its record (an ID: TRIB_OK; an error reply:
  * TRIB_ERR naming the stream and Redis' message).  When the connection
  * breaks or stays silent for command_timeout_ms, the records whose replies
@@ -30,17 +33,53 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /* How far formatting may run ahead of the socket, and one read's size. */
 #define WINDOW_BYTES (256 * 1024)
 #define READ_BYTES (64 * 1024)
+/* Arguments from this size on are written from the record, not copied. */
+#define GATHER_MIN 512
+#define IOV_BATCH 128
 
-/* A RESP encoder: counts (buf == NULL) or writes at buf + len. */
+/* One piece of what is to be written: ri->wbuf[off, off+len) when p is NULL, else p[0, len). */
+typedef struct redis_seg {
+    const char *p;
+    size_t off, len;
+} redis_seg;
+
+/* A RESP encoder: counts (buf == NULL) or writes at buf + len; with `gather`
+ * set, large arguments become segments of ri->segs instead of copies. */
 typedef struct resp {
     char *buf;
     size_t len;
     int nargs;
+    redis_inst *gather;
 } resp;
+
+static void seg_push(redis_inst *ri, const char *p, size_t off, size_t len)
+{
+    if (!len)
+        return;
+    if (ri->nseg == ri->segcap) {
+        size_t cap = ri->segcap ? ri->segcap * 2 : 256;
+        redis_seg *ns = realloc(ri->segs, cap * sizeof *ns);
+        if (!ns)
+            abort(); /* a few KB: as good as malloc failing anywhere else */
+        ri->segs = ns;
+        ri->segcap = cap;
+    }
+    ri->segs[ri->nseg++] = (redis_seg){p, off, len};
+}
+
+/* Close the buffered bytes up to `end` into a segment. */
+static void seg_cut(redis_inst *ri, size_t end)
+{
+    if (end > ri->wmark) {
+        seg_push(ri, NULL, ri->wmark, end - ri->wmark);
+        ri->wmark = end;
+    }
+}
 
 /* The numbers an XADD carries, formatted once per record. */
 typedef struct xadd_nums {
@@ -83,9 +122,14 @@ static void arg(resp *w, const char *s, size_t len)
     o = put_uint(o, len);
     *o++ = '\r';
     *o++ = '\n';
-    if (len)
-        memcpy(o, s, len);
-    o += len;
+    if (w->gather && len >= GATHER_MIN) {
+        seg_cut(w->gather, (size_t)(o - w->buf));
+        seg_push(w->gather, s, 0, len);
+    } else {
+        if (len)
+            memcpy(o, s, len);
+        o += len;
+    }
     *o++ = '\r';
     *o++ = '\n';
     w->len = (size_t)(o - w->buf);
@@ -107,10 +151,24 @@ static void pair_str(resp *w, const char *name, const char *v)
     pair(w, name, v, strlen(v));
 }
 
-/* An LSN as Postgres prints it: "16/B374D848". */
-static void lsn_str(uint64_t lsn, char *buf, size_t len)
+static char *put_hex(char *o, uint32_t v)
 {
-    snprintf(buf, len, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+    char tmp[8];
+    int n = 0;
+    do
+        tmp[n++] = "0123456789ABCDEF"[v & 15];
+    while ((v >>= 4) != 0);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+/* An LSN as Postgres prints it: "16/B374D848" (buf: at least 18 bytes). */
+static void lsn_str(uint64_t lsn, char *buf)
+{
+    char *o = put_hex(buf, (uint32_t)(lsn >> 32));
+    *o++ = '/';
+    *put_hex(o, (uint32_t)lsn) = '\0';
 }
 
 static void xadd_nums_fill(const redis_inst *ri, const trib_record *rec, xadd_nums *nm)
@@ -119,9 +177,9 @@ static void xadd_nums_fill(const redis_inst *ri, const trib_record *rec, xadd_nu
     if (ri->maxlen > 0)
         snprintf(nm->maxlen, sizeof nm->maxlen, "%" PRId64, ri->maxlen);
     if (rec->op) {
-        lsn_str(rec->src.lsn, nm->lsn, sizeof nm->lsn);
+        lsn_str(rec->src.lsn, nm->lsn);
         if (rec->src.commit_lsn)
-            lsn_str(rec->src.commit_lsn, nm->commit_lsn, sizeof nm->commit_lsn);
+            lsn_str(rec->src.commit_lsn, nm->commit_lsn);
     }
 }
 
@@ -159,14 +217,15 @@ static void xadd_args(const redis_inst *ri, const trib_record *rec, const xadd_n
         pair(w, "value", "", 0);
 }
 
-/* Append one XADD in RESP to ri->wbuf at *len.  TRIB_ERR on ENOMEM. */
-static int xadd_format(redis_inst *ri, const trib_record *rec, size_t *len)
+/* Append one XADD to what is to be written; *bytes grows by its size.
+ * TRIB_ERR on ENOMEM. */
+static int xadd_format(redis_inst *ri, const trib_record *rec, size_t *bytes)
 {
     xadd_nums nm;
     xadd_nums_fill(ri, rec, &nm);
-    resp count = {NULL, 0, 0};
+    resp count = {NULL, 0, 0, NULL};
     xadd_args(ri, rec, &nm, &count);
-    size_t need = *len + count.len + 32;
+    size_t need = ri->wmark + count.len + 32; /* copies never exceed the counted size */
     if (need > ri->wcap) {
         size_t cap = ri->wcap ? ri->wcap * 2 : WINDOW_BYTES * 2;
         while (cap < need)
@@ -177,14 +236,19 @@ static int xadd_format(redis_inst *ri, const trib_record *rec, size_t *len)
         ri->wbuf = nb;
         ri->wcap = cap;
     }
-    char *o = ri->wbuf + *len;
+    char *o = ri->wbuf + ri->wmark;
     *o++ = '*';
     o = put_uint(o, (uint64_t)count.nargs);
     *o++ = '\r';
     *o++ = '\n';
-    resp w = {ri->wbuf, (size_t)(o - ri->wbuf), 0};
+    size_t start = ri->wmark, gathered = 0, nseg0 = ri->nseg;
+    resp w = {ri->wbuf, (size_t)(o - ri->wbuf), 0, ri};
     xadd_args(ri, rec, &nm, &w);
-    *len = w.len;
+    seg_cut(ri, w.len);
+    for (size_t i = nseg0; i < ri->nseg; i++)
+        if (ri->segs[i].p)
+            gathered += ri->segs[i].len;
+    *bytes += (w.len - start) + gathered;
     return TRIB_OK;
 }
 
@@ -223,22 +287,21 @@ typedef struct round {
     size_t fmt;      /* todo[0..fmt) are formatted (written or in wbuf) */
     size_t nread;    /* todo[0..nread) got their reply */
     size_t keep;     /* todo[0..keep) must be sent again (transient errors) */
-    size_t woff, wlen; /* ri->wbuf[woff..wlen) is still to be written */
+    size_t sidx, sskip; /* next to write: ri->segs[sidx], from its byte sskip */
+    size_t unsent;   /* bytes formatted and not yet written */
     const char *lost; /* why the connection is unusable, or NULL */
 } round;
 
 /* Format records until the unwritten window is full; ENOMEM fails the rest. */
 static void round_fill(redis_inst *ri, round *rd)
 {
-    if (rd->woff == rd->wlen) {
-        rd->woff = rd->wlen = 0;
-    } else if (rd->woff >= rd->wlen - rd->woff) { /* keep the buffer bounded */
-        memmove(ri->wbuf, ri->wbuf + rd->woff, rd->wlen - rd->woff);
-        rd->wlen -= rd->woff;
-        rd->woff = 0;
+    if (rd->unsent == 0) { /* everything written: start the buffers over */
+        ri->wmark = 0;
+        ri->nseg = 0;
+        rd->sidx = rd->sskip = 0;
     }
-    while (rd->fmt < rd->n && rd->wlen - rd->woff < WINDOW_BYTES) {
-        if (xadd_format(ri, rd->recs[rd->todo[rd->fmt]], &rd->wlen) != TRIB_OK) {
+    while (rd->fmt < rd->n && rd->unsent < WINDOW_BYTES) {
+        if (xadd_format(ri, rd->recs[rd->todo[rd->fmt]], &rd->unsent) != TRIB_OK) {
             for (size_t i = rd->fmt; i < rd->n; i++)
                 ack_err(ri, rd->recs[rd->todo[i]], "out of memory building the command");
             rd->n = rd->fmt;
@@ -251,15 +314,38 @@ static void round_fill(redis_inst *ri, round *rd)
 /* Write what the socket takes now.  1: progress, 0: none, -1: lost. */
 static int round_write(redis_inst *ri, round *rd)
 {
-    ssize_t k = send(ri->sink.c->fd, ri->wbuf + rd->woff, rd->wlen - rd->woff,
-                     MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (k > 0) {
-        rd->woff += (size_t)k;
+    struct iovec iov[IOV_BATCH];
+    int k = 0;
+    for (size_t i = rd->sidx; i < ri->nseg && k < IOV_BATCH; i++, k++) {
+        const redis_seg *sg = &ri->segs[i];
+        const char *base = sg->p ? sg->p : ri->wbuf + sg->off;
+        size_t skip = i == rd->sidx ? rd->sskip : 0;
+        iov[k].iov_base = (void *)(base + skip);
+        iov[k].iov_len = sg->len - skip;
+    }
+    struct msghdr mh = {0};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)k;
+    ssize_t w = sendmsg(ri->sink.c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) {
+        size_t left = (size_t)w;
+        rd->unsent -= left;
+        while (left) {
+            size_t rem = ri->segs[rd->sidx].len - rd->sskip;
+            if (left >= rem) {
+                left -= rem;
+                rd->sidx++;
+                rd->sskip = 0;
+            } else {
+                rd->sskip += left;
+                left = 0;
+            }
+        }
         return 1;
     }
-    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
-    rd->lost = k < 0 ? strerror(errno) : "write returned 0";
+    rd->lost = w < 0 ? strerror(errno) : "write returned 0";
     return -1;
 }
 
@@ -313,7 +399,7 @@ static int round_step(redis_inst *ri, round *rd, uint64_t *idle_since)
         return TRIB_ERR;
     }
     struct pollfd p = {ri->sink.c->fd, POLLIN, 0};
-    if (rd->woff < rd->wlen)
+    if (rd->unsent)
         p.events |= POLLOUT;
     int pr = poll(&p, 1, left);
     if (pr < 0 && errno != EINTR) {
@@ -340,7 +426,7 @@ static int round_step(redis_inst *ri, round *rd, uint64_t *idle_since)
  */
 static size_t xadd_round(redis_inst *ri, trib_record **recs, size_t *todo, size_t n)
 {
-    round rd = {recs, todo, n, 0, 0, 0, 0, 0, NULL};
+    round rd = {recs, todo, n, 0, 0, 0, 0, 0, 0, NULL};
     uint64_t idle_since = redis_now_ms();
     for (;;) {
         round_fill(ri, &rd);
@@ -421,9 +507,9 @@ int redis_produce(void *inst, const trib_record *rec, int timeout_ms)
     }
     xadd_nums nm;
     xadd_nums_fill(ri, rec, &nm);
-    resp count = {NULL, 0, 0};
+    resp count = {NULL, 0, 0, NULL};
     xadd_args(ri, rec, &nm, &count);
-    resp cmd = {malloc(count.len + 32), 0, 0};
+    resp cmd = {malloc(count.len + 32), 0, 0, NULL};
     if (!cmd.buf)
         return TRIB_ERR;
     char *o = cmd.buf;

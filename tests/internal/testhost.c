@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "cfg.h"
@@ -37,6 +38,8 @@ const char *th_plugin_path(const char *name)
     static char buf[4096];
     const char *b = getenv("TRIB_BUILDDIR");
     snprintf(buf, sizeof buf, "%s/plugins/%s/.libs/%s.so", b ? b : ".", name, name);
+    if (access(buf, R_OK) != 0) /* a transform */
+        snprintf(buf, sizeof buf, "%s/transforms/%s/.libs/%s.so", b ? b : ".", name, name);
     return buf;
 }
 

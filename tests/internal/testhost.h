@@ -28,7 +28,7 @@ extern trib_host th_host;
 
 /** Load a plugin with the core's loader; exits with status 2 on failure. */
 const trib_plugin *th_load(const char *path);
-/** $TRIB_BUILDDIR/plugins/NAME/.libs/NAME.so (TRIB_BUILDDIR defaults to "."). */
+/** $TRIB_BUILDDIR/plugins/NAME/.libs/NAME.so, else transforms/NAME/... (TRIB_BUILDDIR defaults to "."). */
 const char *th_plugin_path(const char *name);
 
 /* ---- config sections: what the YAML would hold under `sink:` ---------- */

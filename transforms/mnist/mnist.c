@@ -99,20 +99,32 @@ static int fail(mnist *m, trib_record *r, const char *fmt, const char *col)
 
 static int set_csv(mnist *m, trib_record *r, const unsigned char *px, size_t n)
 {
-    if (n * 4 + 4 > m->csv_cap) {
-        char *nb = realloc(m->csv, n * 4 + 4);
-        if (!nb)
-            return TRIB_ERR;
-        m->csv = nb;
-        m->csv_cap = n * 4 + 4;
+    /* Written straight into the record's value (ABI 1.1), or into our
+     * buffer and copied with bytes_set by an older engine. */
+    char *buf;
+    if (m->h->abi_minor >= 1) {
+        buf = m->h->bytes_alloc(&r->value, n * 4 + 4);
+    } else {
+        if (n * 4 + 4 > m->csv_cap) {
+            char *nb = realloc(m->csv, n * 4 + 4);
+            if (!nb)
+                return TRIB_ERR;
+            m->csv = nb;
+            m->csv_cap = n * 4 + 4;
+        }
+        buf = m->csv;
     }
-    char *buf = m->csv, *o = buf;
+    char *o = buf;
     for (size_t i = 0; i < n; i++) {
         memcpy(o, m->digits[px[i]], 4); /* one 4-byte store; the tail is overwritten next */
         o += m->digits_len[px[i]];
     }
     size_t len = n ? (size_t)(o - buf) - 1 : 0;
-    return m->h->bytes_set(&r->value, buf, len);
+    if (m->h->abi_minor < 1)
+        return m->h->bytes_set(&r->value, buf, len);
+    r->value.len = len;
+    buf[len] = '\0';
+    return TRIB_OK;
 }
 
 static int mnist_apply(void *inst, trib_record **rec)

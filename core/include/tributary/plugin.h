@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define TRIB_ABI_MAJOR 1
-#define TRIB_ABI_MINOR 0
+#define TRIB_ABI_MINOR 1
 
 /** Name of the descriptor symbol every plugin exports. */
 #define TRIB_PLUGIN_SYMBOL "tributary_plugin"
@@ -275,6 +275,15 @@ typedef struct trib_host {
     void (*metric_set)(trib_ctx *ctx, const char *name, double v);
     /** Instance name as given by the config (e.g. "sink", "transforms[0]"). */
     const char *(*instance_name)(trib_ctx *ctx);
+
+    /* -- since ABI 1.1: check abi_minor >= 1 before calling -- */
+    /**
+     * Replace a byte buffer with `len` uninitialised bytes for the caller to
+     * fill in place (bytes_set without the copy).  Sets b->len = len,
+     * b->set = 1, writes the NUL at data[len] and returns b->data.  The
+     * caller may lower b->len afterwards; it then writes data[b->len] = 0.
+     */
+    char *(*bytes_alloc)(trib_bytes *b, size_t len);
 } trib_host;
 
 /* ------------------------------------------------------------------ */
