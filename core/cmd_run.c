@@ -136,6 +136,14 @@ int cmd_run(int argc, char **argv)
     print_status(pl, "stopped");
     if (rc)
         log_error("%s", pipeline_fatal_message(pl));
+    pipeline_stats st;
+    pipeline_get_stats(pl, &st);
+    if (!rc && pipeline_source_finished(pl) && st.pending > 0) {
+        /* a one-off run (snapshot: initial_only) interrupted before the sink confirmed it all */
+        log_error("%s: the source finished but %llu record(s) were not acknowledged by %s: "
+                  "the run is incomplete", argv[1], (unsigned long long)st.pending, a.sink->name);
+        rc = 1;
+    }
     pipeline_free(pl);
     app_free(&a);
     return rc;

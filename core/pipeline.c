@@ -34,6 +34,7 @@ struct pipeline {
     trib_record **q;
     size_t qhead, qlen;
     int source_done;
+    atomic_int source_finished; /* its run() returned TRIB_OK with no stop asked */
     atomic_int stopping;
     atomic_int fatal;
     char fatal_msg[1024];
@@ -249,6 +250,8 @@ static void *source_main(void *arg)
     int rc = pl->source->p->source->run(pl->source->inst);
     if (rc == TRIB_ERR)
         set_fatal(pl, "%s stopped with an error (see above)", pl->source->name);
+    else if (!atomic_load(&pl->stopping) && !g_stop)
+        atomic_store(&pl->source_finished, 1);
     pthread_mutex_lock(&pl->lock);
     pl->source_done = 1;
     pthread_cond_broadcast(&pl->not_empty);
@@ -428,6 +431,11 @@ static void *pipe_main(void *arg)
         int64_t until = now_mono_ms() + pl->cfg.shutdown_timeout_ms;
         while (ackq_pending(pl->acks) > atomic_load(&pl->n_abandoned) &&
                !atomic_load(&pl->fatal)) {
+            /* A source that finished by itself (a one-off snapshot) is waited
+             * for until everything is acknowledged; shutdown_timeout_ms counts
+             * from a stop request. */
+            if (atomic_load(&pl->source_finished) && !atomic_load(&pl->stopping) && !g_stop)
+                until = now_mono_ms() + pl->cfg.shutdown_timeout_ms;
             int left = (int)(until - now_mono_ms());
             if (left <= 0) {
                 log_warn("%s: %llu records still unacknowledged after shutdown_timeout_ms; "
@@ -476,6 +484,11 @@ int pipeline_finished(pipeline *pl)
 int pipeline_wake_fd(pipeline *pl)
 {
     return pl->wake[0];
+}
+
+int pipeline_source_finished(pipeline *pl)
+{
+    return atomic_load(&pl->source_finished);
 }
 
 int pipeline_join(pipeline *pl)

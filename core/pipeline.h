@@ -47,6 +47,8 @@ int pipeline_finished(pipeline *pl);
 int pipeline_wake_fd(pipeline *pl);
 /** Join the threads; 0 on a clean stop, 1 after a fatal error. */
 int pipeline_join(pipeline *pl);
+/** 1 when the source's run() returned TRIB_OK by itself (no stop request): a one-off run. */
+int pipeline_source_finished(pipeline *pl);
 void pipeline_free(pipeline *pl);
 void pipeline_get_stats(pipeline *pl, pipeline_stats *st);
 const char *pipeline_fatal_message(pipeline *pl);
