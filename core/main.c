@@ -18,9 +18,12 @@
  * One malloc arena.  Records are allocated by the source thread and freed by
  * whichever thread sees their acknowledgement; with glibc's per-thread arenas
  * every such free takes the slow cross-arena path.  A single arena measured
- * ~12% faster on the 60,000-row snapshot bench (bench/snapshot_bench.sh), as
- * fast as jemalloc, for a handful of threads.  MALLOC_ARENA_MAX or a
- * GLIBC_TUNABLES arena setting in the environment wins.
+ * ~12% faster on the 60,000-row snapshot bench (bench/snapshot_bench.sh).
+ * This matters for builds with the C library's malloc (configure
+ * --without-jemalloc, the sanitizer builds); linked with jemalloc, which is
+ * faster still (docs/benchmarks.md), glibc's malloc serves nothing and this
+ * is a no-op.  MALLOC_ARENA_MAX or a GLIBC_TUNABLES arena setting in the
+ * environment wins.
  */
 static void malloc_tune(void)
 {
