@@ -250,16 +250,17 @@ static int prepare_slot(pg_src *s)
  * REPEATABLE READ transaction (no exported snapshot to import), nothing is
  * left behind on the server or in state_dir, and no position is emitted, so
  * commit() never has anything to confirm.  Returning TRIB_OK makes the core
- * drain the queue, wait for the sink's acknowledgements and exit.
+ * drain the queue, wait for the sink's acknowledgements and exit 0; stopped
+ * before the snapshot was read it returns TRIB_ERR (exit 1: incomplete).
  */
 static int run_initial_only(pg_src *s)
 {
     int rc = pg_run_snapshot(s, NULL, 0);
     PQfinish(s->sql);
     s->sql = NULL;
-    if (rc == TRIB_STOP) {
-        LOGI(s, "snapshot (initial_only) stopped before it was complete");
-        return TRIB_OK;
+    if (rc == TRIB_STOP) { /* a one-off run has no slot to resume from: it failed */
+        LOGE(s, "snapshot (initial_only) stopped before it was complete: the run is incomplete");
+        return TRIB_ERR;
     }
     if (rc != TRIB_OK)
         return TRIB_ERR;
