@@ -57,19 +57,27 @@ typedef struct resp {
     redis_inst *gather;
 } resp;
 
+/* Room for `more` segments.  TRIB_ERR on ENOMEM. */
+static int seg_reserve(redis_inst *ri, size_t more)
+{
+    if (ri->nseg + more <= ri->segcap)
+        return TRIB_OK;
+    size_t cap = ri->segcap ? ri->segcap * 2 : 256;
+    while (cap < ri->nseg + more)
+        cap *= 2;
+    redis_seg *ns = realloc(ri->segs, cap * sizeof *ns);
+    if (!ns)
+        return TRIB_ERR;
+    ri->segs = ns;
+    ri->segcap = cap;
+    return TRIB_OK;
+}
+
+/* Append a segment (room reserved by xadd_format). */
 static void seg_push(redis_inst *ri, const char *p, size_t off, size_t len)
 {
-    if (!len)
-        return;
-    if (ri->nseg == ri->segcap) {
-        size_t cap = ri->segcap ? ri->segcap * 2 : 256;
-        redis_seg *ns = realloc(ri->segs, cap * sizeof *ns);
-        if (!ns)
-            abort(); /* a few KB: as good as malloc failing anywhere else */
-        ri->segs = ns;
-        ri->segcap = cap;
-    }
-    ri->segs[ri->nseg++] = (redis_seg){p, off, len};
+    if (len)
+        ri->segs[ri->nseg++] = (redis_seg){p, off, len};
 }
 
 /* Close the buffered bytes up to `end` into a segment. */
@@ -225,6 +233,9 @@ static int xadd_format(redis_inst *ri, const trib_record *rec, size_t *bytes)
     xadd_nums_fill(ri, rec, &nm);
     resp count = {NULL, 0, 0, NULL};
     xadd_args(ri, rec, &nm, &count);
+    /* at most two segments per argument (buffered bytes, then a gathered one) and the tail */
+    if (seg_reserve(ri, 2 * (size_t)count.nargs + 1) != TRIB_OK)
+        return TRIB_ERR;
     size_t need = ri->wmark + count.len + 32; /* copies never exceed the counted size */
     if (need > ri->wcap) {
         size_t cap = ri->wcap ? ri->wcap * 2 : WINDOW_BYTES * 2;
