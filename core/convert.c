@@ -10,7 +10,6 @@
 #include <config.h>
 #endif
 #include "convert.h"
-#include "record.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,8 +141,10 @@ int convert_record(const converter *c, trib_record *rec, char *err, size_t errle
     if (!rec->key.set && (rec->has_after || rec->has_before) && has_key_columns(rec)) {
         sb_init(&b);
         convert_row_json(&b, rec->has_after ? &rec->after : &rec->before, c->binary, 1);
-        bytes_set(&rec->key, b.data ? b.data : "", b.len);
-        sb_free(&b);
+        free(rec->key.data);
+        rec->key.len = b.len;
+        rec->key.data = sb_steal(&b, NULL);
+        rec->key.set = 1;
     }
     if (!rec->value.set) {
         sb_init(&b);
@@ -161,8 +162,10 @@ int convert_record(const converter *c, trib_record *rec, char *err, size_t errle
         source_json(&b, rec);
         sb_printf(&b, ",\"op\":\"%c\",\"ts_ms\":%lld}", rec->op ? rec->op : 'c',
                   (long long)now_wall_ms());
-        bytes_set(&rec->value, b.data ? b.data : "", b.len);
-        sb_free(&b);
+        free(rec->value.data);
+        rec->value.len = b.len;
+        rec->value.data = sb_steal(&b, NULL);
+        rec->value.set = 1;
     }
     return TRIB_OK;
 }
