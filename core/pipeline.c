@@ -57,6 +57,8 @@ struct pipeline {
     atomic_uint_fast64_t lat_sum_ms;
     atomic_uint_fast64_t n_read, n_snapshot, n_delivered, n_dropped, n_dead, committed;
     atomic_uint_fast64_t n_abandoned; /* acked TRIB_STOP: will be replayed */
+    atomic_int_fast64_t at_sink;      /* given to send() and not acked yet */
+    int (*drain)(void *inst, int timeout_ms); /* the sink's, or NULL (ABI 1.2) */
     unsigned long transform_errors;
 };
 
@@ -91,6 +93,8 @@ pipeline *pipeline_new(const pipeline_cfg *cfg, trib_ctx *source, trib_ctx **tra
     pl->transforms = transforms;
     pl->ntransforms = ntransforms;
     pl->sink = sink;
+    if (sink->p->abi_minor >= 2 && sink->p->sink)
+        pl->drain = sink->p->sink->drain;
     pl->acks = ackq_new();
     pl->t_in = xcalloc(ntransforms + 1, sizeof *pl->t_in);
     pl->t_dropped = xcalloc(ntransforms + 1, sizeof *pl->t_dropped);
@@ -198,6 +202,7 @@ static void observe_latency(pipeline *pl, int64_t ms)
 
 void pipeline_ack(pipeline *pl, trib_record *rec, int status, const char *errmsg)
 {
+    atomic_fetch_sub(&pl->at_sink, 1);
     if (status == TRIB_OK) {
         observe_latency(pl, ackq_done(pl->acks, rec->seq));
         atomic_fetch_add(&pl->n_delivered, 1);
@@ -348,13 +353,24 @@ static void handoff_close(pipeline *pl)
     pthread_mutex_unlock(&pl->hlock);
 }
 
+/* How long one drain() call may wait before the sender looks for a new batch. */
+#define DRAIN_SLICE_MS 2
+
 static void *send_main(void *arg)
 {
     pipeline *pl = arg;
     for (;;) {
         pthread_mutex_lock(&pl->hlock);
-        while (pl->hlen == 0 && !pl->hand_closed)
+        while (pl->hlen == 0 && !pl->hand_closed) {
+            if (pl->drain && atomic_load(&pl->at_sink) > 0 && !atomic_load(&pl->fatal)) {
+                /* nothing to send: finish what the sink still owes */
+                pthread_mutex_unlock(&pl->hlock);
+                pl->drain(pl->sink->inst, DRAIN_SLICE_MS);
+                pthread_mutex_lock(&pl->hlock);
+                continue;
+            }
             pthread_cond_wait(&pl->hcv, &pl->hlock);
+        }
         if (pl->hlen == 0) {
             pthread_mutex_unlock(&pl->hlock);
             return NULL;
@@ -368,9 +384,11 @@ static void *send_main(void *arg)
         if (atomic_load(&pl->fatal)) { /* never delivered, never confirmed */
             for (size_t i = 0; i < n; i++)
                 rec_free(recs[i]);
-        } else if (pl->sink->p->sink->send(pl->sink->inst, recs, n) != TRIB_OK &&
-                   !atomic_load(&pl->fatal)) {
-            set_fatal(pl, "%s cannot deliver (see above)", pl->sink->name);
+        } else {
+            atomic_fetch_add(&pl->at_sink, (int_fast64_t)n);
+            if (pl->sink->p->sink->send(pl->sink->inst, recs, n) != TRIB_OK &&
+                !atomic_load(&pl->fatal))
+                set_fatal(pl, "%s cannot deliver (see above)", pl->sink->name);
         }
         free(recs);
     }

@@ -137,7 +137,7 @@ static int file_flush(void *inst, int timeout_ms)
     return TRIB_OK;
 }
 
-static const trib_sink_ops file_sink = {file_send, file_flush};
+static const trib_sink_ops file_sink = {.send = file_send, .flush = file_flush};
 
 TRIB_EXPORT const trib_plugin tributary_plugin = {
     TRIB_PLUGIN_ABI,

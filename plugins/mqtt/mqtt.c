@@ -274,7 +274,7 @@ static int mqtt_create(trib_ctx *ctx, const trib_host *host, const trib_opts *op
     return TRIB_OK;
 }
 
-static const trib_sink_ops mqtt_sink_ops = {mqtt_sink_send, mqtt_sink_flush};
+static const trib_sink_ops mqtt_sink_ops = {.send = mqtt_sink_send, .flush = mqtt_sink_flush};
 
 static const trib_consumer_ops mqtt_consumer_ops = {mqtt_consumer_open, mqtt_consumer_poll,
                                                     mqtt_consumer_commit, mqtt_consumer_close,

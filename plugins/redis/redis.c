@@ -90,6 +90,7 @@ static void redis_destroy(void *inst)
     redis_inst *ri = inst;
     if (!ri)
         return;
+    redis_sink_abandon(ri);
     redis_conn_close(&ri->sink);
     free(ri->wbuf);
     free(ri->segs);
@@ -155,6 +156,7 @@ static int redis_start(void *inst, char *err, size_t errlen)
 static const trib_sink_ops redis_sink_ops = {
     .send = redis_sink_send,
     .flush = redis_sink_flush,
+    .drain = redis_sink_drain,
 };
 
 static const trib_consumer_ops redis_consumer_ops = {

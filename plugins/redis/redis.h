@@ -55,6 +55,7 @@ typedef struct redis_conn {
     int backoff_ms;  /**< next reconnect delay */
     int down;        /**< 1 after a failure was logged, until reconnected */
     uint64_t down_since_ms;
+    uint64_t retry_at_ms; /**< redis_conn_try: no new attempt before this */
 } redis_conn;
 
 void redis_conn_init(redis_conn *rc, const redis_cfg *cfg, trib_ctx *ctx, const trib_host *host);
@@ -102,11 +103,22 @@ typedef struct redis_inst {
     struct redis_seg *segs; /**< sink: what to write, in order: wbuf ranges and record data */
     size_t nseg, segcap;
     size_t wmark;         /**< wbuf bytes up to here are covered by segs */
+    size_t sidx, sskip;   /**< sink: next to write is segs[sidx] from byte sskip */
+    size_t unsent;        /**< sink: bytes in segs not yet written */
+    /* sink: records given to send() and not acknowledged, oldest first (a
+       ring); the first nfmt are formatted and wait for their replies */
+    trib_record **fl;
+    size_t fl_cap, fl_head, fl_len, nfmt;
+    int retry_pause;      /**< a transient error reply: back off before resending */
+    uint64_t idle_since;  /**< last progress while replies were awaited */
 } redis_inst;
 
 /* ---- redis_sink.c --------------------------------------------------------- */
 int redis_sink_send(void *inst, trib_record **recs, size_t n);
 int redis_sink_flush(void *inst, int timeout_ms);
+int redis_sink_drain(void *inst, int timeout_ms);
+/** Ack TRIB_STOP whatever is still in flight (destroy). */
+void redis_sink_abandon(redis_inst *ri);
 int redis_produce(void *inst, const trib_record *rec, int timeout_ms);
 
 /* ---- redis_consumer.c ----------------------------------------------------- */

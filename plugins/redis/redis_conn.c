@@ -149,6 +149,7 @@ int redis_conn_open(redis_conn *rc, char *err, size_t errlen)
     }
     rc->down = 0;
     rc->backoff_ms = BACKOFF_START_MS;
+    rc->retry_at_ms = 0;
     return TRIB_OK;
 }
 
@@ -192,10 +193,22 @@ int redis_conn_backoff(redis_conn *rc, int max_ms)
 int redis_conn_try(redis_conn *rc, int max_wait_ms)
 {
     char err[320];
+    uint64_t now = redis_now_ms();
+    if (rc->retry_at_ms > now) { /* still backing off from the last failed attempt */
+        uint64_t wait = rc->retry_at_ms - now;
+        if (max_wait_ms >= 0 && wait > (uint64_t)max_wait_ms)
+            wait = (uint64_t)max_wait_ms;
+        redis_sleep_ms((int)wait);
+        if (redis_now_ms() < rc->retry_at_ms)
+            return TRIB_RETRY;
+    }
     int ret = redis_conn_open(rc, err, sizeof err);
     if (ret == TRIB_OK)
         return TRIB_OK;
     note_down(rc, ret == TRIB_ERR ? TRIB_LOG_ERROR : TRIB_LOG_WARN, err);
+    /* a caller back sooner than the backoff (drain, flush, a consumer's
+       short poll) waits for its end before the next attempt */
+    rc->retry_at_ms = redis_now_ms() + (uint64_t)rc->backoff_ms;
     redis_conn_backoff(rc, max_wait_ms);
     return TRIB_RETRY;
 }

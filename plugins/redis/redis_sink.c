@@ -7,22 +7,25 @@
  * (its transaction's commit LSN, when known), `snapshot` ("true", or "last"
  * for the snapshot's last row) and the record's headers.
  *
- * send() is synchronous: it formats the batch's XADDs as RESP (a bounded
- * window ahead of the socket), writes them without blocking and reads the
- * replies while it is still writing, so Redis works on the batch while the
- * rest of it is being sent.  The framing and small arguments go into one
- * reusable buffer; large arguments (a record's value) are not copied: the
- * write gathers them from the records (sendmsg), which stay alive until
- * their reply is read.  Replies come in
- * order; each acknowledges its record (an ID: TRIB_OK; an error reply:
- * TRIB_ERR naming the stream and Redis' message).  When the connection
- * breaks or stays silent for command_timeout_ms, the records whose replies
- * were not read are resent on a new connection (so only those can be
- * duplicated); while Redis is unreachable send() blocks, which
+ * send() formats the batch's XADDs as RESP (a bounded window ahead of the
+ * socket) and writes them without blocking, reading replies as they come;
+ * it returns once the whole batch is written and the replies of earlier
+ * batches are read.  The replies of its own batch are read by the next
+ * send(), so Redis always has commands queued while the engine prepares the
+ * next batch, or, when the engine has nothing else to send, by drain()
+ * (ABI 1.2), and at shutdown by flush().  At most two batches are in flight.
+ * The framing and small arguments go into one reusable buffer; large
+ * arguments (a record's value) are not copied: the write gathers them from
+ * the records (sendmsg), which stay alive until their reply is read.
+ * Replies come in order; each acknowledges its record (an ID: TRIB_OK; an
+ * error reply: TRIB_ERR naming the stream and Redis' message; a transient
+ * one such as BUSY or LOADING: sent again after a backoff).  When the
+ * connection breaks or stays silent for command_timeout_ms, the records
+ * whose replies were not read are resent on a new connection (so only those
+ * can be duplicated); while Redis is unreachable send() blocks, which
  * back-pressures the engine, until it comes back or the engine stops
  * (remaining records are then acked TRIB_STOP and replayed by the source on
- * restart).  Since send() acks everything before it returns, flush() has
- * nothing to wait for.
+ * restart; so is whatever destroy() finds still in flight).
  */
 #include "redis.h"
 
@@ -290,47 +293,96 @@ static int handle_reply(redis_inst *ri, trib_record *rec, redisReply *r)
     return 1;
 }
 
-/* The state of one round of pipelined XADDs over todo[0..n). */
-typedef struct round {
-    trib_record **recs;
-    size_t *todo;
-    size_t n;        /* records in this round */
-    size_t fmt;      /* todo[0..fmt) are formatted (written or in wbuf) */
-    size_t nread;    /* todo[0..nread) got their reply */
-    size_t keep;     /* todo[0..keep) must be sent again (transient errors) */
-    size_t sidx, sskip; /* next to write: ri->segs[sidx], from its byte sskip */
-    size_t unsent;   /* bytes formatted and not yet written */
-    const char *lost; /* why the connection is unusable, or NULL */
-} round;
+/* ---- the records in flight -------------------------------------------------
+ * ri->fl holds, oldest first, every record given to send() and not yet
+ * acknowledged.  Its first ri->nfmt are formatted: their XADDs are written,
+ * or in the segments still to write, and wait for their replies (which come
+ * in order); the rest wait to be formatted.  All of it is guarded by ri->lock.
+ */
+
+static trib_record *fl_at(const redis_inst *ri, size_t i)
+{
+    return ri->fl[(ri->fl_head + i) % ri->fl_cap];
+}
+
+/* Append a record (TRIB_ERR on ENOMEM: the caller acks it). */
+static int fl_push(redis_inst *ri, trib_record *rec)
+{
+    if (ri->fl_len == ri->fl_cap) {
+        size_t cap = ri->fl_cap ? ri->fl_cap * 2 : 1024;
+        trib_record **nf = malloc(cap * sizeof *nf);
+        if (!nf)
+            return TRIB_ERR;
+        for (size_t i = 0; i < ri->fl_len; i++)
+            nf[i] = fl_at(ri, i);
+        free(ri->fl);
+        ri->fl = nf;
+        ri->fl_cap = cap;
+        ri->fl_head = 0;
+    }
+    ri->fl[(ri->fl_head + ri->fl_len++) % ri->fl_cap] = rec;
+    return TRIB_OK;
+}
+
+static trib_record *fl_pop(redis_inst *ri)
+{
+    trib_record *rec = ri->fl[ri->fl_head];
+    ri->fl_head = (ri->fl_head + 1) % ri->fl_cap;
+    ri->fl_len--;
+    return rec;
+}
+
+/* Acknowledge every record in flight with `status` and forget them. */
+static void fl_ack_all(redis_inst *ri, int status, const char *msg)
+{
+    while (ri->fl_len)
+        ri->host->ack(ri->ctx, fl_pop(ri), status, msg);
+    ri->nfmt = 0;
+}
+
+/* Forget what was written: after a lost connection every record in flight is
+ * formatted and sent again (so only records whose replies were not read can
+ * be duplicated). */
+static void fl_rewind(redis_inst *ri)
+{
+    ri->nfmt = 0;
+    ri->unsent = 0;
+    ri->wmark = 0;
+    ri->nseg = 0;
+    ri->sidx = ri->sskip = 0;
+}
 
 /* Format records until the unwritten window is full; ENOMEM fails the rest. */
-static void round_fill(redis_inst *ri, round *rd)
+static void fl_fill(redis_inst *ri)
 {
-    if (rd->unsent == 0) { /* everything written: start the buffers over */
+    if (ri->unsent == 0) { /* everything written: start the buffers over */
         ri->wmark = 0;
         ri->nseg = 0;
-        rd->sidx = rd->sskip = 0;
+        ri->sidx = ri->sskip = 0;
     }
-    while (rd->fmt < rd->n && rd->unsent < WINDOW_BYTES) {
-        if (xadd_format(ri, rd->recs[rd->todo[rd->fmt]], &rd->unsent) != TRIB_OK) {
-            for (size_t i = rd->fmt; i < rd->n; i++)
-                ack_err(ri, rd->recs[rd->todo[i]], "out of memory building the command");
-            rd->n = rd->fmt;
+    if (ri->nfmt == 0 && ri->nfmt < ri->fl_len)
+        ri->idle_since = redis_now_ms(); /* the reply clock starts with the first command */
+    while (ri->nfmt < ri->fl_len && ri->unsent < WINDOW_BYTES) {
+        if (xadd_format(ri, fl_at(ri, ri->nfmt), &ri->unsent) != TRIB_OK) {
+            while (ri->fl_len > ri->nfmt) { /* the unformatted tail, newest first */
+                size_t last = (ri->fl_head + --ri->fl_len) % ri->fl_cap;
+                ack_err(ri, ri->fl[last], "out of memory building the command");
+            }
             break;
         }
-        rd->fmt++;
+        ri->nfmt++;
     }
 }
 
-/* Write what the socket takes now.  1: progress, 0: none, -1: lost. */
-static int round_write(redis_inst *ri, round *rd)
+/* Write what the socket takes now.  1: progress, 0: none, -1: lost (*why set). */
+static int fl_write(redis_inst *ri, const char **why)
 {
     struct iovec iov[IOV_BATCH];
     int k = 0;
-    for (size_t i = rd->sidx; i < ri->nseg && k < IOV_BATCH; i++, k++) {
+    for (size_t i = ri->sidx; i < ri->nseg && k < IOV_BATCH; i++, k++) {
         const redis_seg *sg = &ri->segs[i];
         const char *base = sg->p ? sg->p : ri->wbuf + sg->off;
-        size_t skip = i == rd->sidx ? rd->sskip : 0;
+        size_t skip = i == ri->sidx ? ri->sskip : 0;
         iov[k].iov_base = (void *)(base + skip);
         iov[k].iov_len = sg->len - skip;
     }
@@ -340,15 +392,15 @@ static int round_write(redis_inst *ri, round *rd)
     ssize_t w = sendmsg(ri->sink.c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (w > 0) {
         size_t left = (size_t)w;
-        rd->unsent -= left;
+        ri->unsent -= left;
         while (left) {
-            size_t rem = ri->segs[rd->sidx].len - rd->sskip;
+            size_t rem = ri->segs[ri->sidx].len - ri->sskip;
             if (left >= rem) {
                 left -= rem;
-                rd->sidx++;
-                rd->sskip = 0;
+                ri->sidx++;
+                ri->sskip = 0;
             } else {
-                rd->sskip += left;
+                ri->sskip += left;
                 left = 0;
             }
         }
@@ -356,156 +408,214 @@ static int round_write(redis_inst *ri, round *rd)
     }
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return 0;
-    rd->lost = w < 0 ? strerror(errno) : "write returned 0";
+    *why = w < 0 ? strerror(errno) : "write returned 0";
     return -1;
 }
 
-/* Read what has arrived and settle the records of complete replies. */
-static int round_read(redis_inst *ri, round *rd)
+/* Read what has arrived and settle the records of complete replies.
+ * 1: progress, 0: none, -1: lost (*why set). */
+static int fl_read(redis_inst *ri, const char **why)
 {
     redisContext *c = ri->sink.c;
     char buf[READ_BYTES];
     ssize_t k = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
     if (k == 0) {
-        rd->lost = "connection closed by the server";
+        *why = "connection closed by the server";
         return -1;
     }
     if (k < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return 0;
-        rd->lost = strerror(errno);
+        *why = strerror(errno);
         return -1;
     }
     if (redisReaderFeed(c->reader, buf, (size_t)k) != REDIS_OK) {
-        rd->lost = "out of memory reading replies";
+        *why = "out of memory reading replies";
         return -1;
     }
     for (;;) {
         void *reply = NULL;
         if (redisReaderGetReply(c->reader, &reply) != REDIS_OK) {
-            rd->lost = "protocol error in a reply";
+            *why = "protocol error in a reply";
             return -1;
         }
         if (!reply)
             return 1;
-        if (rd->nread >= rd->fmt) { /* a reply to nothing we sent */
+        if (ri->nfmt == 0) { /* a reply to nothing we sent */
             freeReplyObject(reply);
-            rd->lost = "unexpected reply";
+            *why = "unexpected reply";
             return -1;
         }
-        size_t t = rd->todo[rd->nread++];
-        if (!handle_reply(ri, rd->recs[t], reply))
-            rd->todo[rd->keep++] = t;
+        trib_record *rec = fl_pop(ri);
+        ri->nfmt--;
+        if (!handle_reply(ri, rec, reply)) { /* transient error: again, after a pause */
+            ri->retry_pause = 1;
+            if (fl_push(ri, rec) != TRIB_OK)
+                ack_err(ri, rec, "out of memory");
+        }
         freeReplyObject(reply);
     }
 }
 
-/* Wait for the socket; write and read.  TRIB_OK or TRIB_ERR (lost). */
-static int round_step(redis_inst *ri, round *rd, uint64_t *idle_since)
+/* The connection broke: log it, close it, and send everything again later. */
+static void fl_lost(redis_inst *ri, const char *why)
 {
-    int timeout = ri->cfg.command_timeout_ms;
-    int left = (int)((int64_t)*idle_since + timeout - (int64_t)redis_now_ms());
-    if (left <= 0) {
-        rd->lost = "timed out waiting for replies";
-        return TRIB_ERR;
-    }
-    struct pollfd p = {ri->sink.c->fd, POLLIN, 0};
-    if (rd->unsent)
-        p.events |= POLLOUT;
-    int pr = poll(&p, 1, left);
-    if (pr < 0 && errno != EINTR) {
-        rd->lost = strerror(errno);
-        return TRIB_ERR;
-    }
-    if (pr <= 0)
-        return TRIB_OK;
-    int w = 0, r = 0;
-    if (p.revents & POLLOUT)
-        w = round_write(ri, rd);
-    if (w >= 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
-        r = round_read(ri, rd);
-    if (w < 0 || r < 0)
-        return TRIB_ERR;
-    if (w > 0 || r > 0)
-        *idle_since = redis_now_ms();
-    return TRIB_OK;
+    redisContext *c = ri->sink.c;
+    c->err = REDIS_ERR_IO;
+    snprintf(c->errstr, sizeof c->errstr, "%s", why);
+    redis_conn_lost(&ri->sink, "XADD");
+    fl_rewind(ri);
+}
+
+enum { PUMP_SEND, PUMP_FLUSH, PUMP_DRAIN };
+
+/* Milliseconds from now until `deadline` (0 when it passed). */
+static int ms_until(uint64_t deadline)
+{
+    uint64_t now = redis_now_ms();
+    return now >= deadline ? 0 : (int)(deadline - now);
 }
 
 /*
- * One round: pipeline XADDs for todo[0..n), writing and reading at once.
- * Compacts todo to the records still to send and returns their count.
+ * Move the records in flight along: connect when needed, format, write and
+ * read, until
+ *   PUMP_SEND:  every record is written and at most `lag` wait for replies
+ *               (no deadline: blocks while Redis is unreachable, until the
+ *               engine stops, when everything left is acked TRIB_STOP);
+ *   PUMP_FLUSH: every record is acknowledged, or timeout_ms passed;
+ *   PUMP_DRAIN: as PUMP_FLUSH, but returns as soon as some were acknowledged.
+ * TRIB_OK when the goal was reached (PUMP_DRAIN: nothing is left),
+ * TRIB_RETRY when the time ran out or, for PUMP_DRAIN, records are left.
  */
-static size_t xadd_round(redis_inst *ri, trib_record **recs, size_t *todo, size_t n)
+static int fl_pump(redis_inst *ri, int mode, size_t lag, int timeout_ms)
 {
-    round rd = {recs, todo, n, 0, 0, 0, 0, 0, 0, NULL};
-    uint64_t idle_since = redis_now_ms();
+    uint64_t deadline = redis_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
-        round_fill(ri, &rd);
-        if (rd.nread == rd.fmt && rd.fmt == rd.n)
-            break;
-        if (round_step(ri, &rd, &idle_since) != TRIB_OK)
-            break;
+        if (ri->fl_len == 0)
+            return TRIB_OK;
+        if (mode != PUMP_SEND && redis_now_ms() >= deadline)
+            return TRIB_RETRY;
+        if (!ri->sink.c) {
+            int rc = mode == PUMP_SEND
+                         ? redis_conn_ensure(&ri->sink)
+                         : redis_conn_try(&ri->sink, ms_until(deadline));
+            if (rc == TRIB_STOP) {
+                ri->host->log(ri->ctx, TRIB_LOG_WARN,
+                              "stopping while %s is unavailable: %zu records not delivered "
+                              "(they will be replayed on restart)",
+                              ri->cfg.where, ri->fl_len);
+                fl_ack_all(ri, TRIB_STOP, "redis unavailable while stopping");
+                return TRIB_OK;
+            }
+            if (rc != TRIB_OK)
+                continue;
+            redis_conn_timeout(&ri->sink, ri->cfg.command_timeout_ms);
+            fl_rewind(ri);
+        }
+        if (ri->retry_pause && ri->nfmt == 0) { /* transient error replies: back off, resend */
+            ri->retry_pause = 0;
+            if (redis_conn_backoff(&ri->sink, mode == PUMP_SEND ? -1 : ms_until(deadline)) ==
+                TRIB_STOP) {
+                fl_ack_all(ri, TRIB_STOP, "redis kept refusing while stopping");
+                return TRIB_OK;
+            }
+        }
+        if (!ri->retry_pause)
+            fl_fill(ri);
+        if (mode == PUMP_SEND && ri->nfmt == ri->fl_len && ri->unsent == 0 && ri->nfmt <= lag)
+            return TRIB_OK;
+        if (ri->fl_len == 0)
+            return TRIB_OK;
+
+        uint64_t now = redis_now_ms();
+        int64_t left = (int64_t)ri->idle_since + ri->cfg.command_timeout_ms - (int64_t)now;
+        if (left <= 0) {
+            fl_lost(ri, "timed out waiting for replies");
+            continue;
+        }
+        if (mode != PUMP_SEND && ms_until(deadline) < left)
+            left = ms_until(deadline);
+        struct pollfd p = {ri->sink.c->fd, POLLIN, 0};
+        if (ri->unsent)
+            p.events |= POLLOUT;
+        int pr = poll(&p, 1, (int)left);
+        if (pr < 0 && errno != EINTR) {
+            fl_lost(ri, strerror(errno));
+            continue;
+        }
+        if (pr <= 0)
+            continue;
+        const char *why = NULL;
+        int w = 0, r = 0;
+        if (p.revents & POLLOUT)
+            w = fl_write(ri, &why);
+        if (w >= 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+            r = fl_read(ri, &why);
+        if (w < 0 || r < 0) {
+            fl_lost(ri, why);
+            continue;
+        }
+        if (w > 0 || r > 0)
+            ri->idle_since = redis_now_ms();
+        if (mode == PUMP_DRAIN && r > 0)
+            return ri->fl_len ? TRIB_RETRY : TRIB_OK;
     }
-    if (rd.lost) {
-        redisContext *c = ri->sink.c;
-        c->err = REDIS_ERR_IO;
-        snprintf(c->errstr, sizeof c->errstr, "%s", rd.lost);
-        redis_conn_lost(&ri->sink, "XADD");
-    }
-    for (size_t i = rd.nread; i < rd.n; i++) /* replies never read: resend */
-        todo[rd.keep++] = todo[i];
-    return rd.keep;
 }
 
-static void ack_all(redis_inst *ri, trib_record **recs, const size_t *todo, size_t n, int status,
-                    const char *msg)
-{
-    for (size_t i = 0; i < n; i++)
-        ri->host->ack(ri->ctx, recs[todo[i]], status, msg);
-}
-
+/*
+ * Queue the batch and write it; return once it is all written and the
+ * replies of earlier batches are read (the replies of this one are read by
+ * the next send(), or by drain()/flush() when the engine has nothing else
+ * to send), so that Redis always has commands to work on.
+ */
 int redis_sink_send(void *inst, trib_record **recs, size_t n)
 {
     redis_inst *ri = inst;
-    size_t *todo = malloc((n ? n : 1) * sizeof *todo), ntodo = 0;
-    if (!todo) {
-        for (size_t i = 0; i < n; i++)
-            ack_err(ri, recs[i], "out of memory");
-        return TRIB_ERR;
-    }
+    size_t queued = 0;
+    pthread_mutex_lock(&ri->lock);
     for (size_t i = 0; i < n; i++) {
         if (!recs[i]->topic || !recs[i]->topic[0])
             ack_err(ri, recs[i], "the record has no topic (stream name)");
+        else if (fl_push(ri, recs[i]) != TRIB_OK)
+            ack_err(ri, recs[i], "out of memory");
         else
-            todo[ntodo++] = i;
+            queued++;
     }
-    pthread_mutex_lock(&ri->lock);
-    while (ntodo > 0) {
-        if (redis_conn_ensure(&ri->sink) != TRIB_OK)
-            break;
-        redis_conn_timeout(&ri->sink, ri->cfg.command_timeout_ms);
-        ntodo = xadd_round(ri, recs, todo, ntodo);
-        if (ntodo > 0 && ri->sink.c && redis_conn_backoff(&ri->sink, -1) == TRIB_STOP)
-            break; /* transient error replies, and we are asked to stop */
-    }
+    fl_pump(ri, PUMP_SEND, queued, 0);
     pthread_mutex_unlock(&ri->lock);
-    if (ntodo > 0) {
-        ri->host->log(ri->ctx, TRIB_LOG_WARN,
-                      "stopping while %s is unavailable: %zu records not delivered "
-                      "(they will be replayed on restart)",
-                      ri->cfg.where, ntodo);
-        ack_all(ri, recs, todo, ntodo, TRIB_STOP, "redis unavailable while stopping");
-    }
     ri->host->metric_add(ri->ctx, "batches", 1);
-    free(todo);
     return TRIB_OK;
 }
 
 int redis_sink_flush(void *inst, int timeout_ms)
 {
-    (void)inst;
-    (void)timeout_ms;
-    return TRIB_OK; /* send() acknowledges every record before it returns */
+    redis_inst *ri = inst;
+    pthread_mutex_lock(&ri->lock);
+    int rc = fl_pump(ri, PUMP_FLUSH, 0, timeout_ms);
+    pthread_mutex_unlock(&ri->lock);
+    return rc;
+}
+
+int redis_sink_drain(void *inst, int timeout_ms)
+{
+    redis_inst *ri = inst;
+    pthread_mutex_lock(&ri->lock);
+    int rc = fl_pump(ri, PUMP_DRAIN, 0, timeout_ms);
+    pthread_mutex_unlock(&ri->lock);
+    return rc;
+}
+
+/* Whatever is still in flight when the instance goes: replayed on restart. */
+void redis_sink_abandon(redis_inst *ri)
+{
+    if (ri->fl_len)
+        ri->host->log(ri->ctx, TRIB_LOG_WARN,
+                      "%zu record(s) not acknowledged by %s at shutdown; they will be replayed",
+                      ri->fl_len, ri->cfg.where);
+    fl_ack_all(ri, TRIB_STOP, "not acknowledged at shutdown");
+    free(ri->fl);
+    ri->fl = NULL;
+    ri->fl_cap = ri->fl_head = 0;
 }
 
 /* XADD one record now; TRIB_OK, TRIB_RETRY (Redis unreachable) or TRIB_ERR. */
@@ -533,6 +643,12 @@ int redis_produce(void *inst, const trib_record *rec, int timeout_ms)
     pthread_mutex_lock(&ri->lock);
     uint64_t deadline = redis_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     int ret = TRIB_RETRY;
+    /* pipelined XADDs of send() still wait for replies on this connection */
+    if (fl_pump(ri, PUMP_FLUSH, 0, timeout_ms) != TRIB_OK) {
+        pthread_mutex_unlock(&ri->lock);
+        free(cmd.buf);
+        return TRIB_RETRY;
+    }
     for (;;) {
         char err[320];
         if (!ri->sink.c && redis_conn_open(&ri->sink, err, sizeof err) != TRIB_OK)

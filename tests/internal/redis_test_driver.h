@@ -54,6 +54,8 @@ redisReply *vcmd(redisContext *c, const char *fmt, ...);
 int scen_sink_basic(void);
 int scen_sink_maxlen(void);
 int scen_sink_error(void);
+int scen_sink_lag(void);
+int scen_sink_busy(void);
 int scen_sink_live(int argc, char **argv);
 int scen_sink_stop(void);
 int scen_consume_group(void);

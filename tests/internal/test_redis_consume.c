@@ -30,6 +30,7 @@ static void fill(drv *d, const char *topic, int first, int n)
         recs[i]->src.commit_lsn = (uint64_t)(first + i) + (1ull << 40);
     }
     CHECK(P->sink->send(d->inst, recs, (size_t)n) == TRIB_OK, "send");
+    CHECK(P->sink->flush(d->inst, 2000) == TRIB_OK, "flush");
     for (int i = first; i < first + n; i++) /* acked records are freed by the host */
         CHECK(acked_once(d, i, TRIB_OK), "ack %d", i);
     free(recs);

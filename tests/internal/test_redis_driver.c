@@ -128,6 +128,10 @@ int main(int argc, char **argv)
         return scen_sink_maxlen();
     if (strcmp(s, "sink-error") == 0)
         return scen_sink_error();
+    if (strcmp(s, "sink-busy") == 0)
+        return scen_sink_busy();
+    if (strcmp(s, "sink-lag") == 0)
+        return scen_sink_lag();
     if (strcmp(s, "sink-live") == 0)
         return scen_sink_live(argc - 3, argv + 3);
     if (strcmp(s, "sink-stop") == 0)

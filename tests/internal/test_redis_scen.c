@@ -125,12 +125,14 @@ int scen_sink_error(void)
         rec_make("t.ok", "c", 1, "3", 1, 'c', 3, 2), rec_make("t.ok", "d", 1, "4", 1, 'c', 4, 3)};
     th_host.str_set(&recs[3]->topic, NULL); /* no topic: rejected without a command */
     CHECK(P->sink->send(d.inst, recs, 4) == TRIB_OK, "send");
+    CHECK(P->sink->flush(d.inst, 1000) == TRIB_OK, "flush");
     int want[4] = {TRIB_OK, TRIB_ERR, TRIB_OK, TRIB_ERR};
     for (int i = 0; i < 4; i++)
         CHECK(acked_once(&d, i, want[i]), "record %d: %d", i, th_ack_status(d.ctx, i));
     trib_record *nt = rec_make("x", "k", 1, "v", 1, 'c', 1, 4);
     th_host.str_set(&nt->topic, NULL);
     P->sink->send(d.inst, &nt, 1);
+    CHECK(P->sink->flush(d.inst, 1000) == TRIB_OK, "flush");
     CHECK(acked_once(&d, 4, TRIB_ERR), "no-topic record: %d", th_ack_status(d.ctx, 4));
     CHECK(strstr(th_last_error(d.ctx), "no topic") != NULL, "no-topic message: %s",
           th_last_error(d.ctx));
@@ -140,10 +142,127 @@ int scen_sink_error(void)
     /* the WRONGTYPE message names the stream */
     trib_record *one = rec_make("t.notstream", "b", 1, "2", 1, 'c', 2, 5);
     P->sink->send(d.inst, &one, 1);
+    CHECK(P->sink->flush(d.inst, 1000) == TRIB_OK, "flush");
     CHECK(acked_once(&d, 5, TRIB_ERR), "WRONGTYPE record: %d", th_ack_status(d.ctx, 5));
     CHECK(strstr(th_last_error(d.ctx), "t.notstream") && strstr(th_last_error(d.ctx), "WRONGTYPE"),
           "error message: %s", th_last_error(d.ctx));
     printf("sink-error: %s\n", th_last_error(d.ctx));
+    redisFree(c);
+    drv_destroy(&d);
+    return 0;
+}
+
+/*
+ * send() returns once its batch is written and the replies of earlier
+ * batches are read; the replies of its own batch may be read later, by the
+ * next send(), by drain() (which the engine calls when it has nothing to
+ * send) or by flush().  Every record is acknowledged exactly once either way.
+ */
+int scen_sink_lag(void)
+{
+    enum { B = 400, ROUNDS = 5 };
+    drv d;
+    drv_create(&d, URL, NULL);
+    CHECK(P->abi_minor >= 2 && P->sink->drain, "the redis sink provides drain() (ABI 1.2)");
+    char key[32], val[VALUE_LEN];
+    trib_record *recs[B];
+    int lagged = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < B; i++) {
+            int seq = r * B + i;
+            size_t kl = key_of(seq, key);
+            value_of(seq, val);
+            recs[i] = rec_make("t.lag", key, kl, val, VALUE_LEN, 'c', (uint64_t)seq + 1,
+                               (uint64_t)seq);
+        }
+        CHECK(P->sink->send(d.inst, recs, B) == TRIB_OK, "send %d", r);
+        /* everything sent before this batch is acknowledged, once */
+        for (int seq = 0; seq < r * B; seq++)
+            CHECK(acked_once(&d, (uint64_t)seq, TRIB_OK), "round %d: record %d: %d acks", r, seq,
+                  th_ack_times(d.ctx, (uint64_t)seq));
+        for (int i = 0; i < B; i++)
+            if (th_ack_times(d.ctx, (uint64_t)(r * B + i)) == 0)
+                lagged++;
+    }
+    /* what is left is finished by drain(), a little at a time */
+    int calls = 0;
+    while (P->sink->drain(d.inst, 200) != TRIB_OK)
+        CHECK(++calls < 500, "drain never finished");
+    for (int seq = 0; seq < ROUNDS * B; seq++)
+        CHECK(acked_once(&d, (uint64_t)seq, TRIB_OK), "record %d after drain: %d acks", seq,
+              th_ack_times(d.ctx, (uint64_t)seq));
+    CHECK(P->sink->drain(d.inst, 10) == TRIB_OK && P->sink->flush(d.inst, 10) == TRIB_OK,
+          "nothing left: drain and flush return at once");
+    redisContext *c = verify_conn();
+    redisReply *x = vcmd(c, "XRANGE t.lag - +");
+    CHECK(x->elements == (size_t)(ROUNDS * B), "XRANGE t.lag: %zu entries", x->elements);
+    for (int seq = 0; seq < ROUNDS * B; seq++) { /* in order, byte-exact */
+        const redisReply *k = entry_field(x->element[seq]->element[1], "key");
+        const redisReply *v = entry_field(x->element[seq]->element[1], "value");
+        size_t kl = key_of(seq, key);
+        value_of(seq, val);
+        CHECK(k && k->len == kl && memcmp(k->str, key, kl) == 0, "entry %d: key", seq);
+        CHECK(v && v->len == VALUE_LEN && memcmp(v->str, val, VALUE_LEN) == 0, "entry %d: value",
+              seq);
+    }
+    freeReplyObject(x);
+    redisFree(c);
+    printf("sink-lag: %d records in %d batches acked once, in order; %d were still awaiting "
+           "their reply when their send() returned\n",
+           ROUNDS * B, ROUNDS, lagged);
+    drv_destroy(&d);
+    return 0;
+}
+
+static void *busy_script(void *p)
+{
+    (void)p;
+    redisContext *c = verify_conn();
+    /* returns an error once SCRIPT KILL ends it */
+    redisReply *r = redisCommand(c, "EVAL %s 0", "while true do end");
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return NULL;
+}
+
+/*
+ * Transient error replies (BUSY while a script runs): the records are sent
+ * again after a backoff, until Redis takes them; each is acked once.
+ */
+int scen_sink_busy(void)
+{
+    enum { N = 200 };
+    drv d;
+    drv_create(&d, URL, "reconnect_max_ms", "200", NULL);
+    redisContext *c = verify_conn();
+    freeReplyObject(vcmd(c, "CONFIG SET busy-reply-threshold 100"));
+    pthread_t t;
+    pthread_create(&t, NULL, busy_script, NULL);
+    usleep(400 * 1000); /* past the threshold: Redis answers BUSY */
+    trib_record *recs[N];
+    for (int i = 0; i < N; i++)
+        recs[i] = rec_make("t.busy", "k", 1, "v", 1, 'c', (uint64_t)i + 1, (uint64_t)i);
+    uint64_t t0 = now_ms();
+    CHECK(P->sink->send(d.inst, recs, N) == TRIB_OK, "send");
+    CHECK(P->sink->flush(d.inst, 300) == TRIB_RETRY, "flush succeeded while Redis is BUSY");
+    CHECK(th_ack_count(d.ctx) == 0, "%d acks while Redis is BUSY", th_ack_count(d.ctx));
+    redisContext *k = verify_conn();
+    freeReplyObject(vcmd(k, "SCRIPT KILL"));
+    redisFree(k);
+    pthread_join(t, NULL);
+    int tries = 0;
+    while (P->sink->flush(d.inst, 500) != TRIB_OK)
+        CHECK(++tries < 40, "still unacknowledged 20 s after the script ended");
+    for (int i = 0; i < N; i++)
+        CHECK(acked_once(&d, (uint64_t)i, TRIB_OK), "record %d: %d acks, status %d", i,
+              th_ack_times(d.ctx, (uint64_t)i), th_ack_status(d.ctx, (uint64_t)i));
+    redisReply *r = vcmd(c, "XLEN t.busy");
+    CHECK(r->integer == N, "XLEN t.busy %lld", r->integer);
+    freeReplyObject(r);
+    CHECK(th_log_contains(d.ctx, "BUSY"), "the BUSY replies are logged");
+    printf("sink-busy: %d records acked once after BUSY replies (%llu ms)\n", N,
+           (unsigned long long)(now_ms() - t0));
     redisFree(c);
     drv_destroy(&d);
     return 0;
@@ -170,6 +289,11 @@ int scen_sink_live(int argc, char **argv)
         }
         uint64_t t0 = now_ms();
         CHECK(P->sink->send(d.inst, recs, (size_t)m) == TRIB_OK, "send");
+        /* send() may leave this batch's replies for later: as the engine
+           does when it has nothing else to send, finish them */
+        int tries = 0;
+        while (P->sink->flush(d.inst, 500) != TRIB_OK)
+            CHECK(++tries < 120, "batch at %d still unacknowledged after 60 s", base);
         if (now_ms() - t0 > slowest)
             slowest = now_ms() - t0;
         for (int i = base; i < base + m; i++)
@@ -264,7 +388,9 @@ int scen_auth(int argc, char **argv)
     drv d;
     drv_create(&d, URL, NULL);
     trib_record *r = rec_make("t.auth", "k", 1, "v", 1, 'c', 1, 0);
-    CHECK(P->sink->send(d.inst, &r, 1) == TRIB_OK && acked_once(&d, 0, TRIB_OK), "send");
+    CHECK(P->sink->send(d.inst, &r, 1) == TRIB_OK && P->sink->flush(d.inst, 1000) == TRIB_OK &&
+              acked_once(&d, 0, TRIB_OK),
+          "send");
     CHECK(!th_log_contains(d.ctx, pw), "password in the log");
     drv_destroy(&d);
 

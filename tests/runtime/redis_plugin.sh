@@ -35,7 +35,10 @@ PY
 
 drv sink-maxlen "$REDIS_URL"
 drv sink-error "$REDIS_URL"
+drv sink-lag "$REDIS_URL" >"$T/lag.out"; cat "$T/lag.out"
+grep -q "sink-lag: 2000 records" "$T/lag.out" || fail "sink-lag: $(cat "$T/lag.out")"
 drv produce "$REDIS_URL"
+drv sink-busy "$REDIS_URL"
 
 # ---- consumer ----------------------------------------------------------------
 drv consume-group "$REDIS_URL"

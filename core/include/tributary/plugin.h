@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define TRIB_ABI_MAJOR 1
-#define TRIB_ABI_MINOR 1
+#define TRIB_ABI_MINOR 2
 
 /** Name of the descriptor symbol every plugin exports. */
 #define TRIB_PLUGIN_SYMBOL "tributary_plugin"
@@ -330,6 +330,19 @@ typedef struct trib_sink_ops {
     int (*send)(void *inst, trib_record **recs, size_t n);
     /** Wait up to timeout_ms for outstanding acks.  TRIB_OK when none left. */
     int (*flush)(void *inst, int timeout_ms);
+
+    /* -- since ABI 1.2 (read only from plugins built with abi_minor >= 2) -- */
+    /**
+     * Optional.  For a sink whose send() may return with records not yet
+     * acknowledged and that has no thread of its own to finish them (it
+     * reads its broker's replies only when called): whenever the core has
+     * nothing to hand over while such records are outstanding, it calls
+     * drain() instead of sleeping, again and again until they are all
+     * acknowledged or a new batch is ready.  Wait up to timeout_ms, and
+     * return as soon as some acks were made.  TRIB_OK when none is left.
+     * Sinks that ack from their own threads (delivery reports) leave it NULL.
+     */
+    int (*drain)(void *inst, int timeout_ms);
 } trib_sink_ops;
 
 /** Consumer: reads back what the plugin's sink side delivered. */
