@@ -7,7 +7,7 @@
 #   CLI tool: the same messages (label, CSV pixels) pushed from a file by the
 #             broker's own client: `redis-cli --pipe`, `kcat -P`, `mosquitto_pub -l`
 #             (no capture, no transform).
-# Usage: [REPS=3] bench/snapshot_bench.sh [ROWS] [BROKERS...]   (default 60000 redis kafka mqtt)
+# Usage: [REPS=5] bench/snapshot_bench.sh [ROWS] [BROKERS...]   (default 60000 redis kafka mqtt)
 # Run from a built tree.  Prints rows/s and ratios; not part of `make check`.
 #
 # Every side is timed from process start to exit: the CLI tools, and
@@ -47,7 +47,7 @@ psql_q -c "VACUUM ANALYZE mnist_train" >/dev/null
 # publishes carry the key as a user property, which `mosquitto_pub -l` cannot
 # vary per line: its baseline publishes the values only.
 psql_q -c "COPY (SELECT labels, encode(pixels, 'hex') FROM mnist_train) TO STDOUT" >"$T/rows.tsv"
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 python3 - "$T/rows.tsv" "$T" "$REPS" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
@@ -95,7 +95,7 @@ run_tributary() { # run_tributary BROKER → prints rows/s of the snapshot
         >"$T/$broker.yaml"
     grep -q "snapshot: initial_only" "$T/$broker.yaml" || fail "conf/mnist-$broker.yaml: no 'snapshot: initial' to replace"
     grep -q "topic_prefix: $prefix$" "$T/$broker.yaml" || fail "conf/mnist-$broker.yaml: no 'topic_prefix: tf' to replace"
-    printf 'status_interval_ms: 0\nbatch_size: 1024\n' >>"$T/$broker.yaml"
+    printf 'status_interval_ms: 0\n' >>"$T/$broker.yaml"
     t0=$(now)
     TRIB_STATE=$T/state-$broker "$TRIB_BUILDDIR/tributary" run "$T/$broker.yaml" 2>"$T/$broker.log" || rc=$?
     t1=$(now)
@@ -156,7 +156,7 @@ settle() { # settle BROKER WHO TOPIC: count what the broker holds, keep what is 
 }
 median() { python3 -c "import sys, statistics; print('%.0f' % statistics.median(map(float, sys.argv[1:])))" "$@"; }
 
-# Each broker: REPS rounds (default 3) of the CLI tool, then Tributary, each
+# Each broker: REPS rounds (default 5) of the CLI tool, then Tributary, each
 # round on its own topics (bench.cli.N, and topic_prefix tfN for Tributary);
 # the summary line gives the medians.
 for b in $BROKERS; do
