@@ -78,6 +78,10 @@ int redis_conn_ensure(redis_conn *rc);
 int redis_conn_try(redis_conn *rc, int max_wait_ms);
 /** Sleep the current backoff (doubling it), in slices; TRIB_STOP if stopping. */
 int redis_conn_backoff(redis_conn *rc, int max_ms);
+/** The current backoff delay; the next one is twice as long (up to reconnect_max_ms). */
+int redis_conn_backoff_next(redis_conn *rc);
+/** Sleep `ms` in slices; TRIB_STOP as soon as the engine stops. */
+int redis_conn_pause(redis_conn *rc, int ms);
 /** Set the socket read/write timeout (ms) if it differs from the current one. */
 void redis_conn_timeout(redis_conn *rc, int ms);
 /** 1 for error replies worth retrying (LOADING, BUSY, TRYAGAIN, ...). */
@@ -110,6 +114,7 @@ typedef struct redis_inst {
     trib_record **fl;
     size_t fl_cap, fl_head, fl_len, nfmt;
     int retry_pause;      /**< a transient error reply: back off before resending */
+    uint64_t resend_at_ms; /**< ... until then (0: not yet set) */
     uint64_t idle_since;  /**< last progress while replies were awaited */
 } redis_inst;
 

@@ -172,22 +172,33 @@ void redis_conn_lost(redis_conn *rc, const char *what)
     note_down(rc, TRIB_LOG_WARN, msg);
 }
 
-int redis_conn_backoff(redis_conn *rc, int max_ms)
+int redis_conn_pause(redis_conn *rc, int ms)
 {
-    int wait = rc->backoff_ms;
-    if (max_ms >= 0 && wait > max_ms)
-        wait = max_ms;
-    for (int slept = 0; slept < wait; slept += SLEEP_SLICE_MS) {
+    for (int slept = 0; slept < ms; slept += SLEEP_SLICE_MS) {
         if (rc->host->stopping(rc->ctx))
             return TRIB_STOP;
-        redis_sleep_ms(wait - slept < SLEEP_SLICE_MS ? wait - slept : SLEEP_SLICE_MS);
+        redis_sleep_ms(ms - slept < SLEEP_SLICE_MS ? ms - slept : SLEEP_SLICE_MS);
     }
+    return rc->host->stopping(rc->ctx) ? TRIB_STOP : TRIB_OK;
+}
+
+int redis_conn_backoff_next(redis_conn *rc)
+{
+    int wait = rc->backoff_ms;
     rc->backoff_ms *= 2;
     if (rc->backoff_ms > rc->cfg->reconnect_max_ms)
         rc->backoff_ms = rc->cfg->reconnect_max_ms;
     if (rc->backoff_ms < 1)
         rc->backoff_ms = 1;
-    return rc->host->stopping(rc->ctx) ? TRIB_STOP : TRIB_OK;
+    return wait;
+}
+
+int redis_conn_backoff(redis_conn *rc, int max_ms)
+{
+    int wait = redis_conn_backoff_next(rc);
+    if (max_ms >= 0 && wait > max_ms)
+        wait = max_ms;
+    return redis_conn_pause(rc, wait);
 }
 
 int redis_conn_try(redis_conn *rc, int max_wait_ms)

@@ -513,12 +513,19 @@ static int fl_pump(redis_inst *ri, int mode, size_t lag, int timeout_ms)
             fl_rewind(ri);
         }
         if (ri->retry_pause && ri->nfmt == 0) { /* transient error replies: back off, resend */
-            ri->retry_pause = 0;
-            if (redis_conn_backoff(&ri->sink, mode == PUMP_SEND ? -1 : ms_until(deadline)) ==
-                TRIB_STOP) {
+            if (!ri->resend_at_ms) /* the pause outlasts short drain()/flush() calls */
+                ri->resend_at_ms = redis_now_ms() + (uint64_t)redis_conn_backoff_next(&ri->sink);
+            int wait = ms_until(ri->resend_at_ms);
+            if (mode != PUMP_SEND && wait > ms_until(deadline))
+                wait = ms_until(deadline);
+            if (redis_conn_pause(&ri->sink, wait) == TRIB_STOP) {
                 fl_ack_all(ri, TRIB_STOP, "redis kept refusing while stopping");
                 return TRIB_OK;
             }
+            if (redis_now_ms() < ri->resend_at_ms)
+                continue; /* PUMP_FLUSH/PUMP_DRAIN: the deadline comes first */
+            ri->retry_pause = 0;
+            ri->resend_at_ms = 0;
         }
         if (!ri->retry_pause)
             fl_fill(ri);
