@@ -365,8 +365,15 @@ static void *send_main(void *arg)
             if (pl->drain && atomic_load(&pl->at_sink) > 0 && !atomic_load(&pl->fatal)) {
                 /* nothing to send: finish what the sink still owes */
                 pthread_mutex_unlock(&pl->hlock);
-                pl->drain(pl->sink->inst, DRAIN_SLICE_MS);
+                int rc = pl->drain(pl->sink->inst, DRAIN_SLICE_MS);
                 pthread_mutex_lock(&pl->hlock);
+                if (rc == TRIB_OK && pl->hlen == 0 && !pl->hand_closed &&
+                    atomic_load(&pl->at_sink) > 0) {
+                    /* "none left" while acks are still due: do not spin */
+                    struct timespec dl;
+                    deadline_after(&dl, DRAIN_SLICE_MS);
+                    pthread_cond_timedwait(&pl->hcv, &pl->hlock, &dl);
+                }
                 continue;
             }
             pthread_cond_wait(&pl->hcv, &pl->hlock);

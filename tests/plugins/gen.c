@@ -6,6 +6,11 @@
  * can check the ack window end to end.  Every `null_every`-th row has NULL
  * pixels.  With `hold: true` it keeps running (emitting nothing) until the
  * engine stops, like a streaming source.
+ *
+ * As a sink it acknowledges nothing in send(): it holds the records until
+ * the core calls drain() (ABI 1.2: when it has nothing else to send) or
+ * flush(), and on destroy writes to `drain_file` how many records drain()
+ * and flush() acknowledged.
  */
 #include <tributary/plugin.h>
 
@@ -22,6 +27,10 @@ typedef struct gen {
     int hold;
     const char *commit_file, *label_field;
     atomic_uint_fast64_t committed;
+    const char *drain_file;
+    trib_record **held; /* sink: records not yet acknowledged */
+    size_t nheld, capheld;
+    unsigned long by_drain, by_flush;
 } gen;
 
 static const trib_option gen_options[] = {
@@ -31,6 +40,7 @@ static const trib_option gen_options[] = {
     {"hold", TRIB_OPT_BOOL, "false", 0, NULL, "keep running until stopped", 0},
     {"commit_file", TRIB_OPT_STRING, NULL, 0, NULL, "write the last committed position here", 0},
     {"label_field", TRIB_OPT_STRING, "labels", 0, NULL, "name of the label column", 0},
+    {"drain_file", TRIB_OPT_STRING, NULL, 0, NULL, "sink: write the drain/flush ack counts here", 0},
     {NULL, 0, NULL, 0, NULL, NULL, 0}};
 
 static int gen_create(trib_ctx *ctx, const trib_host *h, const trib_opts *o, void **inst,
@@ -45,6 +55,7 @@ static int gen_create(trib_ctx *ctx, const trib_host *h, const trib_opts *o, voi
     g->hold = h->opt_bool(o, "hold");
     g->commit_file = h->opt_str(o, "commit_file");
     g->label_field = h->opt_str(o, "label_field");
+    g->drain_file = h->opt_str(o, "drain_file");
     if (g->tx_size < 1) {
         snprintf(err, errlen, "tx_size must be at least 1");
         free(g);
@@ -54,10 +65,66 @@ static int gen_create(trib_ctx *ctx, const trib_host *h, const trib_opts *o, voi
     return TRIB_OK;
 }
 
+static void ack_held(gen *g, unsigned long *count)
+{
+    for (size_t i = 0; i < g->nheld; i++)
+        g->h->ack(g->ctx, g->held[i], TRIB_OK, NULL);
+    *count += g->nheld;
+    g->nheld = 0;
+}
+
 static void gen_destroy(void *inst)
 {
-    free(inst);
+    gen *g = inst;
+    if (g->drain_file) {
+        FILE *f = fopen(g->drain_file, "w");
+        if (f) {
+            fprintf(f, "drain %lu flush %lu\n", g->by_drain, g->by_flush);
+            fclose(f);
+        }
+    }
+    for (size_t i = 0; i < g->nheld; i++)
+        g->h->ack(g->ctx, g->held[i], TRIB_STOP, "test sink destroyed");
+    free(g->held);
+    free(g);
 }
+
+static int sink_send(void *inst, trib_record **recs, size_t n)
+{
+    gen *g = inst;
+    if (g->nheld + n > g->capheld) {
+        size_t cap = (g->nheld + n) * 2;
+        trib_record **nh = realloc(g->held, cap * sizeof *nh);
+        if (!nh) {
+            for (size_t i = 0; i < n; i++)
+                g->h->ack(g->ctx, recs[i], TRIB_ERR, "out of memory");
+            return TRIB_ERR;
+        }
+        g->held = nh;
+        g->capheld = cap;
+    }
+    memcpy(g->held + g->nheld, recs, n * sizeof *recs);
+    g->nheld += n;
+    return TRIB_OK;
+}
+
+static int sink_drain(void *inst, int timeout_ms)
+{
+    (void)timeout_ms;
+    gen *g = inst;
+    ack_held(g, &g->by_drain);
+    return TRIB_OK;
+}
+
+static int sink_flush(void *inst, int timeout_ms)
+{
+    (void)timeout_ms;
+    gen *g = inst;
+    ack_held(g, &g->by_flush);
+    return TRIB_OK;
+}
+
+static const trib_sink_ops gen_sink = {.send = sink_send, .flush = sink_flush, .drain = sink_drain};
 
 static int emit_retry(gen *g, trib_record *r, int marker, uint64_t pos)
 {
@@ -129,6 +196,18 @@ static void gen_close(void *inst)
 static const trib_source_ops gen_source = {gen_run, gen_commit, gen_close};
 
 TRIB_EXPORT const trib_plugin tributary_plugin = {
-    TRIB_PLUGIN_ABI, "gen", "0.0.1", "test source: synthetic MNIST rows", TRIB_ROLE_SOURCE,
-    gen_options, gen_create, NULL, gen_destroy, &gen_source, NULL, NULL, NULL, NULL,
+    TRIB_PLUGIN_ABI,
+    "gen",
+    "0.0.1",
+    "test source: synthetic MNIST rows; test sink acking only in drain/flush",
+    TRIB_ROLE_SOURCE | TRIB_ROLE_SINK,
+    gen_options,
+    gen_create,
+    NULL,
+    gen_destroy,
+    &gen_source,
+    NULL,
+    &gen_sink,
+    NULL,
+    NULL,
 };

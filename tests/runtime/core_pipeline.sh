@@ -95,6 +95,37 @@ grep -q '^tributary_instance_records_total{instance="sink (file)",result="delive
 kill -TERM $pid
 wait $pid || fail "SIGTERM exit status $?"
 [ "$(cat "$T/committed")" = 500 ] || fail "committed after SIGTERM: $(cat "$T/committed")"
+
+# A sink that acknowledges only when drain() is called (ABI 1.2; the test
+# sink of gen.c): while the source holds and nothing is left to send, the core
+# calls it, so every record is acknowledged and confirmed before any stop.
+lport=$(free_port)
+cat >"$T/lag.yaml" <<Y
+state_dir: $T/state-lag
+batch_size: 7
+metrics:
+  listen: 127.0.0.1:$lport
+pipeline:
+  source:
+    plugin: gen
+    count: 60
+    tx_size: 10
+    hold: true
+    commit_file: $T/lag-committed
+  sink:
+    plugin: gen
+    drain_file: $T/lag-drain
+Y
+"$TRIB" run "$T/lag.yaml" 2>"$T/lag.log" &
+pid=$!
+lag_done() { curl -sf "http://127.0.0.1:$lport/metrics" | grep -q '^tributary_confirmed_position 600$'; }
+wait_for 10 lag_done || { kill $pid; fail "drain(): position 600 not confirmed while the source holds"; }
+curl -sf "http://127.0.0.1:$lport/metrics" | grep -q '^tributary_records_total{stage="delivered"} 60$' \
+    || { kill $pid; fail "drain(): not every record delivered"; }
+kill -TERM $pid
+wait $pid || fail "lag sink: SIGTERM exit status $?"
+[ "$(cat "$T/lag-drain")" = "drain 60 flush 0" ] || fail "lag sink: $(cat "$T/lag-drain")"
+[ "$(cat "$T/lag-committed")" = 600 ] || fail "lag sink: committed $(cat "$T/lag-committed")"
 grep -q "stopping: flushing" "$T/run4.log" || fail "stop message"
 
 # errors.tolerance: a transform failing (label not an integer column) stops the pipeline
