@@ -67,15 +67,17 @@ static void run_abi(uint32_t minor)
     expect_csv(again, px, 5);
     th_host.record_free(again);
     /* every byte value, at even and at odd positions (pairs are formatted
-       together), an odd count, and a label of two digits */
-    unsigned char all[513];
+       together), every remainder of the count by four, a two-digit label */
+    unsigned char all[516];
     for (size_t i = 0; i < sizeof all; i++)
-        all[i] = (unsigned char)(i < 256 ? i : 511 - i);
-    trib_record *every = mnist_row("labels", "12", all, sizeof all);
-    CHECK(P->transform->apply(th_inst(c), &every) == TRIB_OK && every);
-    CHECK(strcmp(every->key.data, "12") == 0 && every->key.len == 2);
-    expect_csv(every, all, sizeof all);
-    th_host.record_free(every);
+        all[i] = (unsigned char)(i < 256 ? i : (511 - i) & 255);
+    for (size_t n = 513; n <= 516; n++) { /* four pixels at a time, then the rest */
+        trib_record *every = mnist_row("labels", "12", all, n);
+        CHECK(P->transform->apply(th_inst(c), &every) == TRIB_OK && every);
+        CHECK(strcmp(every->key.data, "12") == 0 && every->key.len == 2);
+        expect_csv(every, all, n);
+        th_host.record_free(every);
+    }
     /* no pixels at all: an empty value */
     trib_record *none = mnist_row("labels", "1", px, 0);
     CHECK(P->transform->apply(th_inst(c), &none) == TRIB_OK && none);
