@@ -332,14 +332,6 @@ static trib_record *fl_pop(redis_inst *ri)
     return rec;
 }
 
-/* Acknowledge every record in flight with `status` and forget them. */
-static void fl_ack_all(redis_inst *ri, int status, const char *msg)
-{
-    while (ri->fl_len)
-        ri->host->ack(ri->ctx, fl_pop(ri), status, msg);
-    ri->nfmt = 0;
-}
-
 /* Forget what was written: after a lost connection every record in flight is
  * formatted and sent again (so only records whose replies were not read can
  * be duplicated). */
@@ -350,6 +342,16 @@ static void fl_rewind(redis_inst *ri)
     ri->wmark = 0;
     ri->nseg = 0;
     ri->sidx = ri->sskip = 0;
+}
+
+/* Acknowledge every record in flight with `status` and forget them. */
+static void fl_ack_all(redis_inst *ri, int status, const char *msg)
+{
+    if (ri->unsent && ri->sink.c) /* a command half written: the connection is unusable */
+        redis_conn_close(&ri->sink);
+    fl_rewind(ri); /* the segments point into the records */
+    while (ri->fl_len)
+        ri->host->ack(ri->ctx, fl_pop(ri), status, msg);
 }
 
 /* Format records until the unwritten window is full; ENOMEM fails the rest. */
