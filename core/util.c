@@ -5,6 +5,8 @@
  */
 #include "util.h"
 
+#include <tributary/plugin.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -237,7 +239,7 @@ void sb_json_str(strbuf *b, const char *str, size_t n)
 
 void lsn_format(uint64_t lsn, char out[32])
 {
-    snprintf(out, 32, "%X/%X", (unsigned)(lsn >> 32), (unsigned)(lsn & 0xFFFFFFFFu));
+    trib_lsn_format(lsn, out);
 }
 
 int lsn_parse(const char *s, uint64_t *out)

@@ -37,34 +37,6 @@ static const trib_option kafka_options[] = {
 
 /* ---- small helpers -------------------------------------------------- */
 
-/* `v` in upper-case hex without leading zeros; returns the end. */
-static char *put_hex32(char *o, uint32_t v)
-{
-    char tmp[8];
-    int n = 0;
-    do
-        tmp[n++] = "0123456789ABCDEF"[v & 15];
-    while ((v >>= 4) != 0);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
-}
-
-void kafka_fmt_lsn(uint64_t lsn, char *buf, size_t len)
-{
-    char tmp[24]; /* "FFFFFFFF/FFFFFFFF": per message, so not snprintf */
-    char *o = put_hex32(tmp, (uint32_t)(lsn >> 32));
-    *o++ = '/';
-    o = put_hex32(o, (uint32_t)lsn);
-    size_t n = (size_t)(o - tmp);
-    if (len == 0)
-        return;
-    if (n >= len)
-        n = len - 1;
-    memcpy(buf, tmp, n);
-    buf[n] = '\0';
-}
-
 uint64_t kafka_parse_lsn(const char *s, size_t len)
 {
     char tmp[40];

@@ -81,8 +81,6 @@ rd_kafka_headers_t *kafka_headers(const trib_record *rec);
 void kafka_consumer_destroy_inst(kafka_inst *ki);
 extern const trib_consumer_ops kafka_consumer_ops;
 
-/** Format an LSN the way Postgres prints it ("16/B374D848"). */
-void kafka_fmt_lsn(uint64_t lsn, char *buf, size_t len);
 /** Parse "X/Y"; 0 on error. */
 uint64_t kafka_parse_lsn(const char *s, size_t len);
 

@@ -193,9 +193,9 @@ rd_kafka_headers_t *kafka_headers(const trib_record *rec)
     if (rec->op) {
         char lsn[40];
         uint64_t pos = rec->src.lsn ? rec->src.lsn : rec->src.commit_lsn;
-        kafka_fmt_lsn(pos, lsn, sizeof lsn);
+        size_t n = trib_lsn_format(pos, lsn); /* per message: not snprintf */
         rd_kafka_header_add(hdrs, "op", -1, &rec->op, 1);
-        rd_kafka_header_add(hdrs, "lsn", -1, lsn, (ssize_t)strlen(lsn));
+        rd_kafka_header_add(hdrs, "lsn", -1, lsn, (ssize_t)n);
     }
     for (size_t i = 0; i < rec->nheaders; i++)
         rd_kafka_header_add(hdrs, rec->headers[i].name, -1, rec->headers[i].value,

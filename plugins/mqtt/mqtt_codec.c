@@ -166,11 +166,6 @@ int mqtt_topic_publishable(const char *topic)
 
 /* ------------------------------------------------------------------ LSN */
 
-void mqtt_lsn_format(uint64_t lsn, char *buf, size_t len)
-{
-    snprintf(buf, len, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
-}
-
 uint64_t mqtt_lsn_parse(const char *s)
 {
     unsigned hi, lo;
@@ -229,8 +224,8 @@ static int record_props(const trib_record *rec, int with_key, prop_add_fn add, v
     if (rec->op) {
         buf[0] = rec->op;
         if (add(dst, "op", buf, 1) != TRIB_OK) return TRIB_ERR;
-        mqtt_lsn_format(rec->src.lsn, buf, sizeof buf);
-        if (add(dst, "lsn", buf, strlen(buf)) != TRIB_OK) return TRIB_ERR;
+        size_t n = trib_lsn_format(rec->src.lsn, buf);
+        if (add(dst, "lsn", buf, n) != TRIB_OK) return TRIB_ERR;
     }
     for (size_t i = 0; i < rec->nheaders; i++) {
         const trib_header *h = &rec->headers[i];

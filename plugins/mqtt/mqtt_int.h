@@ -114,8 +114,6 @@ char *mqtt_level_escape(const void *data, size_t len);
 char *mqtt_level_unescape(const char *s, size_t len, size_t *outlen);
 /** 1 when `topic` may be published to: non-empty clean UTF-8, no '+', '#'. */
 int mqtt_topic_publishable(const char *topic);
-/** Postgres text form of an LSN ("16/B374D848") into buf. */
-void mqtt_lsn_format(uint64_t lsn, char *buf, size_t len);
 /** Parse "X/Y" hex; 0 on malformed. */
 uint64_t mqtt_lsn_parse(const char *s);
 

@@ -162,35 +162,15 @@ static void pair_str(resp *w, const char *name, const char *v)
     pair(w, name, v, strlen(v));
 }
 
-static char *put_hex(char *o, uint32_t v)
-{
-    char tmp[8];
-    int n = 0;
-    do
-        tmp[n++] = "0123456789ABCDEF"[v & 15];
-    while ((v >>= 4) != 0);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
-}
-
-/* An LSN as Postgres prints it: "16/B374D848" (buf: at least 18 bytes). */
-static void lsn_str(uint64_t lsn, char *buf)
-{
-    char *o = put_hex(buf, (uint32_t)(lsn >> 32));
-    *o++ = '/';
-    *put_hex(o, (uint32_t)lsn) = '\0';
-}
-
 static void xadd_nums_fill(const redis_inst *ri, const trib_record *rec, xadd_nums *nm)
 {
     nm->maxlen[0] = nm->lsn[0] = nm->commit_lsn[0] = '\0';
     if (ri->maxlen > 0)
         snprintf(nm->maxlen, sizeof nm->maxlen, "%" PRId64, ri->maxlen);
     if (rec->op) {
-        lsn_str(rec->src.lsn, nm->lsn);
+        trib_lsn_format(rec->src.lsn, nm->lsn);
         if (rec->src.commit_lsn)
-            lsn_str(rec->src.commit_lsn, nm->commit_lsn);
+            trib_lsn_format(rec->src.commit_lsn, nm->commit_lsn);
     }
 }
 

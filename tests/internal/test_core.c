@@ -220,6 +220,22 @@ static void test_encoders(void)
     char l[32];
     lsn_format(0x16B374D848ull, l);
     is_str(l, "16/B374D848", "LSN format");
+    /* trib_lsn_format (plugin.h, used by the sinks' headers): every width of each half */
+    static const struct {
+        uint64_t lsn;
+        const char *text;
+    } lsns[] = {{0, "0/0"},
+                {0x100000000ull, "1/0"},
+                {0xA00000010ull, "A/10"},
+                {0x0000000100ABCDEFull, "1/ABCDEF"},
+                {0x12345678F0000000ull, "12345678/F0000000"},
+                {UINT64_MAX, "FFFFFFFF/FFFFFFFF"}};
+    for (size_t i = 0; i < sizeof lsns / sizeof lsns[0]; i++) {
+        char t[TRIB_LSN_BUFSZ];
+        size_t n = trib_lsn_format(lsns[i].lsn, t);
+        ok(n == strlen(lsns[i].text), "trib_lsn_format length");
+        is_str(t, lsns[i].text, "trib_lsn_format");
+    }
     uint64_t v;
     ok(lsn_parse("16/B374D848", &v) == 0 && v == 0x16B374D848ull, "LSN parse");
 }

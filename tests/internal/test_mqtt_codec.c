@@ -80,7 +80,7 @@ static void test_topic_lsn(void)
     CHECK(!mqtt_topic_publishable("a/+"));
     CHECK(!mqtt_topic_publishable("a/#"));
     char buf[40];
-    mqtt_lsn_format(0x16B374D848ULL, buf, sizeof buf);
+    trib_lsn_format(0x16B374D848ULL, buf);
     CHECK(strcmp(buf, "16/B374D848") == 0);
     CHECK(mqtt_lsn_parse(buf) == 0x16B374D848ULL);
     CHECK(mqtt_lsn_parse("junk") == 0);

@@ -95,8 +95,7 @@ static void mnist_destroy(void *inst)
 
 static const char *lsn_str(mnist *m, const trib_record *r)
 {
-    snprintf(m->lsnbuf, sizeof m->lsnbuf, "%X/%X", (unsigned)(r->src.lsn >> 32),
-             (unsigned)(r->src.lsn & 0xFFFFFFFFu));
+    trib_lsn_format(r->src.lsn, m->lsnbuf);
     return m->lsnbuf;
 }
 

@@ -412,6 +412,33 @@ typedef struct trib_plugin {
 /** Convenience for plugin authors: fill abi_major/abi_minor. */
 #define TRIB_PLUGIN_ABI TRIB_ABI_MAJOR, TRIB_ABI_MINOR
 
+/** Room for an LSN as Postgres prints it ("FFFFFFFF/FFFFFFFF") and its NUL. */
+#define TRIB_LSN_BUFSZ 18
+
+/**
+ * Write `lsn` as Postgres prints it ("16/B374D848": both halves in
+ * upper-case hex without leading zeros) into buf (TRIB_LSN_BUFSZ bytes) and
+ * return its length.  Header-only (no ABI), and cheap enough for a header
+ * on every message.
+ */
+static inline size_t trib_lsn_format(uint64_t lsn, char *buf)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *o = buf;
+    for (int half = 1; half >= 0; half--) {
+        uint32_t v = (uint32_t)(lsn >> (32 * half));
+        int shift = 28;
+        while (shift > 0 && ((v >> shift) & 15u) == 0)
+            shift -= 4;
+        for (; shift >= 0; shift -= 4)
+            *o++ = hex[(v >> shift) & 15u];
+        if (half)
+            *o++ = '/';
+    }
+    *o = '\0';
+    return (size_t)(o - buf);
+}
+
 #ifdef __cplusplus
 }
 #endif
