@@ -171,7 +171,14 @@ void kafka_sink_destroy(kafka_inst *ki)
         ki->pconf = NULL;
     }
     if (ki->poller_running) {
+        /* wake the poller out of its rd_kafka_poll() at once: a plain flag
+           would cost up to a whole poll timeout at every shutdown */
         atomic_store(&ki->poller_stop, 1);
+        rd_kafka_queue_t *mainq = rd_kafka_queue_get_main(ki->producer);
+        if (mainq) {
+            rd_kafka_queue_yield(mainq);
+            rd_kafka_queue_destroy(mainq);
+        }
         pthread_join(ki->poller, NULL);
         ki->poller_running = 0;
     }
