@@ -25,6 +25,12 @@
 
 #include "kafka.h"
 
+/* What librdkafka may hold of payloads not yet delivered, in KB, unless the
+   `kafka:` map says otherwise: 32 MB, the Java producer's buffer.memory.
+   librdkafka's own default (1 GB, 100,000 messages) let a snapshot queue all
+   of its rows: ~300 MB for 60,000 MNIST rows, every page of it faulted in
+   fresh, when a bounded queue reuses the same memory at the same speed. */
+#define KAFKA_QUEUE_KBYTES "32768"
 /* How long send() blocks in one poll while the producer queue is full. */
 #define KAFKA_QFULL_POLL_MS 20
 /* How long destroy() waits for purged messages' delivery reports. */
@@ -94,6 +100,8 @@ rd_kafka_conf_t *kafka_producer_conf(kafka_inst *ki, kafka_dr_fn dr_cb, char *er
         kafka_conf_set(conf, "compression.codec", codec ? codec : "none", "compression", err,
                        errlen) ||
         kafka_conf_set(conf, "linger.ms", linger, "linger_ms", err, errlen) ||
+        kafka_conf_set(conf, "queue.buffering.max.kbytes", KAFKA_QUEUE_KBYTES,
+                       "kafka.queue.buffering.max.kbytes", err, errlen) ||
         kafka_conf_apply_props(ki, conf, err, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
