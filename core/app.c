@@ -29,6 +29,9 @@ static const trib_option engine_options[] = {
      "how long a stop waits for in-flight records to be acknowledged", 0},
     {"status_interval_ms", TRIB_OPT_INT, "10000", 0, NULL,
      "how often `run` logs a status line (0: never)", 0},
+    {"thread_nice", TRIB_OPT_INT, "10", 0, NULL,
+     "nice increment of the pipeline's own threads (source, transforms, sender) over the "
+     "broker client's, 0-19 (0: same priority)", 0},
     {NULL, 0, NULL, 0, NULL, NULL, 0}};
 
 static const trib_option errors_options[] = {
@@ -95,8 +98,14 @@ static int load_engine(app *a, char *err, size_t errlen)
     log_set_json(strcmp(opts_str(eo, "log_format"), "json") == 0);
     int64_t qs = opts_int(eo, "queue_size"), bs = opts_int(eo, "batch_size");
     int64_t st = opts_int(eo, "shutdown_timeout_ms");
+    int64_t tn = opts_int(eo, "thread_nice");
     a->status_interval_ms = (int)opts_int(eo, "status_interval_ms");
     opts_free(eo);
+    if (tn < 0 || tn > 19) {
+        set_err(err, errlen, "%s: thread_nice must be between 0 and 19 (it is %lld)",
+                a->cfg->file, (long long)tn);
+        return -1;
+    }
     if (qs < 1 || qs > 10000000 || bs < 1 || bs > 1000000 || st < 0) {
         set_err(err, errlen, "%s: queue_size, batch_size must be positive and shutdown_timeout_ms "
                              "not negative", a->cfg->file);
@@ -105,6 +114,7 @@ static int load_engine(app *a, char *err, size_t errlen)
     a->pcfg.queue_size = (size_t)qs;
     a->pcfg.batch_size = (size_t)bs;
     a->pcfg.shutdown_timeout_ms = (int)st;
+    a->pcfg.thread_nice = (int)tn;
 
     const cnode *en = cnode_get(root, "errors");
     if (en && need_map(en, "errors", err, errlen))

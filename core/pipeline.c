@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 struct pipeline {
     pipeline_cfg cfg;
@@ -238,6 +240,33 @@ void pipeline_request_stop(pipeline *pl)
     pthread_mutex_unlock(&pl->lock);
 }
 
+/*
+ * Name the calling thread (top -H, perf, /proc) and lower its CPU priority
+ * by thread_nice.  Our three threads fill the pipe; the broker client's
+ * threads (librdkafka's broker threads, started by the sink from the main
+ * thread) drain it and keep the process's priority.  On a machine with
+ * fewer free cores than runnable threads the drain is the critical path:
+ * without this it got about three quarters of a core while capture ran
+ * ahead, and the snapshot bench took ~13% longer into Kafka (docs/
+ * benchmarks.md).  It is the RocksDB way with background compaction, the
+ * other way round: the stage that frees memory and confirms positions first.
+ */
+static void thread_setup(pipeline *pl, const char *name)
+{
+    pthread_setname_np(pthread_self(), name);
+    if (pl->cfg.thread_nice <= 0)
+        return;
+    id_t tid = (id_t)gettid(); /* Linux: nice is per thread */
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if (cur == -1 && errno)
+        return;
+    int want = cur + pl->cfg.thread_nice > 19 ? 19 : cur + pl->cfg.thread_nice;
+    if (setpriority(PRIO_PROCESS, tid, want) != 0)
+        log_debug("%s: cannot lower the thread's priority to nice %d: %s", name, want,
+                  strerror(errno));
+}
+
 static void commit_check(pipeline *pl)
 {
     uint64_t pos = ackq_committable(pl->acks);
@@ -252,6 +281,7 @@ static void commit_check(pipeline *pl)
 static void *source_main(void *arg)
 {
     pipeline *pl = arg;
+    thread_setup(pl, "trib:source");
     int rc = pl->source->p->source->run(pl->source->inst);
     if (rc == TRIB_ERR)
         set_fatal(pl, "%s stopped with an error (see above)", pl->source->name);
@@ -359,6 +389,7 @@ static void handoff_close(pipeline *pl)
 static void *send_main(void *arg)
 {
     pipeline *pl = arg;
+    thread_setup(pl, "trib:send");
     for (;;) {
         pthread_mutex_lock(&pl->hlock);
         while (pl->hlen == 0 && !pl->hand_closed) {
@@ -404,6 +435,7 @@ static void *send_main(void *arg)
 static void *pipe_main(void *arg)
 {
     pipeline *pl = arg;
+    thread_setup(pl, "trib:pipe");
     size_t cap = pl->cfg.batch_size;
     trib_record **in = xcalloc(cap, sizeof *in);
     trib_record **out = xcalloc(cap, sizeof *out);

@@ -15,6 +15,7 @@ typedef struct pipeline_cfg {
     size_t queue_size;
     size_t batch_size;
     int shutdown_timeout_ms;
+    int thread_nice;            /* added to the nice value of our three threads */
     int tolerance_all;          /* errors.tolerance: all */
     char *deadletter_topic;     /* errors.deadletter_topic (may be NULL) */
     converter conv;

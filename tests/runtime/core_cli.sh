@@ -59,6 +59,9 @@ expect_fail "junk.so: cannot load plugin" "$TRIB" check "$T/junk.yaml"
 sed 's/plugin: mnist/plugin: file/' "$T/ok.yaml" >"$T/role.yaml"
 expect_fail "cannot be used as a transform: it provides sink" "$TRIB" check "$T/role.yaml"
 
+{ cat "$T/ok.yaml"; echo "thread_nice: 25"; } >"$T/nice.yaml"
+expect_fail "nice.yaml: thread_nice must be between 0 and 19 (it is 25)" "$TRIB" check "$T/nice.yaml"
+
 printf 'pipeline:\n  source: [\n' >"$T/syntax.yaml"
 expect_fail "syntax.yaml:" "$TRIB" check "$T/syntax.yaml"
 expect_fail "cannot open config" "$TRIB" check "$T/nonexistent.yaml"

@@ -71,16 +71,35 @@ assert base64.b64decode(v["after"]["pixels"]) == bytes((1 + j) % 256 for j in ra
 assert json.loads(rows[1]["key"]) == {"id": 1}
 PY
 
+# The pipeline's threads are named, and run thread_nice (default 10, at most
+# 19) below the main thread, whose priority the broker client's threads keep.
+nice_of() { sed 's/.*) //' "$1/stat" | awk '{print $17}'; }
+check_threads() { # check_threads PID THREAD_NICE
+    local base want t n seen=0
+    base=$(nice_of "/proc/$1/task/$1")
+    want=$((base + $2 > 19 ? 19 : base + $2))
+    for t in /proc/"$1"/task/*; do
+        case $(cat "$t/comm") in
+        trib:source | trib:pipe | trib:send)
+            n=$(nice_of "$t")
+            [ "$n" = "$want" ] || fail "thread $(cat "$t/comm"): nice $n, want $want (main $base)"
+            seen=$((seen + 1)) ;;
+        esac
+    done
+    [ $seen = 3 ] || fail "found $seen of the 3 named pipeline threads"
+}
+
 # SIGTERM while the source holds: clean exit 0, everything confirmed
 # (and the Prometheus endpoint, scraped with curl, agrees with what was sent)
 mport=$(free_port)
 sed -e 's/count: 1000/count: 50\n    hold: true/' -e "s|out.jsonl|hold.jsonl|" "$T/p.yaml" >"$T/hold.yaml"
-printf 'metrics:\n  listen: 127.0.0.1:%s\n' "$mport" >>"$T/hold.yaml"
+printf 'metrics:\n  listen: 127.0.0.1:%s\nthread_nice: 0\n' "$mport" >>"$T/hold.yaml"
 rm -f "$T/committed"
 "$TRIB" run "$T/hold.yaml" 2>"$T/run4.log" &
 pid=$!
 wait_for 10 test -s "$T/hold.jsonl" || fail "hold run produced nothing"
 sleep 0.5
+check_threads $pid 0
 curl -sf "http://127.0.0.1:$mport/metrics" >"$T/metrics" || fail "metrics scrape"
 grep -q '^tributary_records_total{stage="read"} 50$' "$T/metrics" || { cat "$T/metrics"; fail "read metric"; }
 grep -q '^tributary_records_total{stage="delivered"} 50$' "$T/metrics" || fail "delivered metric"
@@ -120,6 +139,7 @@ Y
 pid=$!
 lag_done() { curl -sf "http://127.0.0.1:$lport/metrics" | grep -q '^tributary_confirmed_position 600$'; }
 wait_for 10 lag_done || { kill $pid; fail "drain(): position 600 not confirmed while the source holds"; }
+check_threads $pid 10
 curl -sf "http://127.0.0.1:$lport/metrics" | grep -q '^tributary_records_total{stage="delivered"} 60$' \
     || { kill $pid; fail "drain(): not every record delivered"; }
 kill -TERM $pid
