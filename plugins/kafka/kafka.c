@@ -140,6 +140,8 @@ static void kafka_destroy(void *inst)
     kafka_sink_destroy(ki);
     kafka_consumer_destroy_inst(ki);
     pthread_mutex_destroy(&ki->produce_lock);
+    pthread_mutex_destroy(&ki->room_mu);
+    pthread_cond_destroy(&ki->room_cv);
     free(ki);
 }
 
@@ -158,6 +160,9 @@ static int kafka_create(trib_ctx *ctx, const trib_host *host, const trib_opts *o
     pthread_mutex_init(&ki->produce_lock, NULL);
     atomic_init(&ki->poller_stop, 0);
     atomic_init(&ki->outstanding, 0);
+    atomic_init(&ki->room_below, -1);
+    pthread_mutex_init(&ki->room_mu, NULL);
+    pthread_cond_init(&ki->room_cv, NULL);
     ki->bootstrap = host->opt_str(opts, "bootstrap_servers");
     ki->group_id = host->opt_str(opts, "group_id");
     if (!ki->bootstrap || !*ki->bootstrap) {

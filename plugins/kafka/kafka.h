@@ -35,6 +35,12 @@ typedef struct kafka_inst {
     int poller_running;
     atomic_int poller_stop;
     atomic_llong outstanding;  /* records handed to librdkafka, not yet acked */
+    /* send() waiting for room in librdkafka's full queue: it sleeps on
+       room_cv until the delivery reports bring outstanding down to
+       room_below (-1: nobody waits) */
+    pthread_mutex_t room_mu;
+    pthread_cond_t room_cv;
+    atomic_llong room_below;
     char **warm_topics;        /* topics whose metadata send() asked for (kafka_sink.c) */
     size_t n_warm;
     const char *last_topic;    /* the last record's topic (one of warm_topics) */

@@ -10,7 +10,8 @@
  *    delivery report callback: TRIB_OK on success, TRIB_STOP for messages we
  *    purged while stopping, TRIB_ERR (message names topic and error) for a
  *    permanent failure, after which the core confirms nothing past it.
- *  - Back-pressure: when librdkafka's queue is full send() waits (polling)
+ *  - Back-pressure: when librdkafka's queue is full send() waits (woken by
+ *    the delivery reports once an eighth of what is outstanding is acked)
  *    and retries, until the engine asks to stop; what could not be queued is
  *    then acknowledged TRIB_STOP (replayed on restart).
  *  - Broker outages are retried by librdkafka up to message.timeout.ms
@@ -31,8 +32,9 @@
    of its rows: ~300 MB for 60,000 MNIST rows, every page of it faulted in
    fresh, when a bounded queue reuses the same memory at the same speed. */
 #define KAFKA_QUEUE_KBYTES "32768"
-/* How long send() blocks in one poll while the producer queue is full. */
-#define KAFKA_QFULL_POLL_MS 20
+/* How long send() sleeps at most in one wait while the producer queue is
+   full (it is woken as soon as an eighth of what is outstanding is acked). */
+#define KAFKA_QFULL_WAIT_MS 50
 /* How long destroy() waits for purged messages' delivery reports. */
 #define KAFKA_PURGE_WAIT_MS 5000
 /* How long send() waits for a new topic's metadata, and how many topics it
@@ -61,7 +63,12 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         ki->host->metric_add(ki->ctx, "delivery_errors", 1);
         ki->host->ack(ki->ctx, rec, TRIB_ERR, msg);
     }
-    atomic_fetch_sub(&ki->outstanding, 1);
+    long long left = atomic_fetch_sub(&ki->outstanding, 1) - 1;
+    if (left <= atomic_load(&ki->room_below)) { /* send() waits for this much room */
+        pthread_mutex_lock(&ki->room_mu);
+        pthread_cond_broadcast(&ki->room_cv);
+        pthread_mutex_unlock(&ki->room_mu);
+    }
 }
 
 static void *kafka_poll_thread(void *arg)
@@ -267,6 +274,33 @@ static void kafka_topic_warm(kafka_inst *ki, const char *topic)
 }
 
 /*
+ * librdkafka's queue is full: sleep until the delivery reports (served by
+ * the poller thread) have freed an eighth of what is outstanding, so that
+ * the next producev calls find room for a run of messages.  Polling here
+ * instead would race the poller for the reports and mostly sleep out its
+ * timeout while the broker thread ran dry.
+ */
+static void kafka_wait_room(kafka_inst *ki)
+{
+    long long out = atomic_load(&ki->outstanding);
+    long long target = out - (out / 8 > 0 ? out / 8 : 1);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += KAFKA_QFULL_WAIT_MS * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ki->room_mu);
+    atomic_store(&ki->room_below, target);
+    while (atomic_load(&ki->outstanding) > target &&
+           pthread_cond_timedwait(&ki->room_cv, &ki->room_mu, &dl) == 0)
+        ;
+    atomic_store(&ki->room_below, -1);
+    pthread_mutex_unlock(&ki->room_mu);
+}
+
+/*
  * Hand one record to librdkafka.  TRIB_OK: queued (acked later from its
  * delivery report); TRIB_ERR: acked as failed; TRIB_STOP: not queued
  * because the engine is stopping (the caller acks it).
@@ -305,7 +339,7 @@ static int kafka_produce_one(kafka_inst *ki, trib_record *rec, int *warned)
             *warned = 1;
         }
         ki->host->metric_add(ki->ctx, "queue_full_waits", 1);
-        rd_kafka_poll(ki->producer, KAFKA_QFULL_POLL_MS);
+        kafka_wait_room(ki);
     }
 }
 

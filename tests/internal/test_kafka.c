@@ -305,6 +305,33 @@ static void t_options(const char *boot)
     inst_destroy(&in);
 }
 
+/* A producer queue far smaller than what is sent: send() waits for room
+ * again and again, is woken by the delivery reports, and every record still
+ * arrives once. */
+static void t_small_queue(const char *boot)
+{
+    enum { N = 2000 };
+    static int seen[N];
+    inst in;
+    char err[512];
+    int bad = 0;
+    CHECK(inst_create(&in, boot, err, sizeof err, "kafka.queue.buffering.max.messages", "40",
+                      NULL) == TRIB_OK, "create: %s", err);
+    send_range(&in, "t.small", 0, N);
+    CHECK(plug->sink->flush(in.p, 20000) == TRIB_OK, "flush");
+    CHECK(th_metric(in.ctx, "queue_full_waits") > 0, "send() never found the queue full");
+    CHECK(th_ack_count(in.ctx) == N, "acks %d", th_ack_count(in.ctx));
+    for (int i = 0; i < N; i++)
+        CHECK(th_ack_status(in.ctx, i) == TRIB_OK && th_ack_times(in.ctx, i) == 1,
+              "record %d: status %d, acked %d times", i, th_ack_status(in.ctx, i),
+              th_ack_times(in.ctx, i));
+    inst_destroy(&in);
+    CHECK(read_bounded(boot, "t.small", seen, N, &bad) == N, "bounded read count");
+    CHECK(bad == 0, "%d records differ", bad);
+    for (int i = 0; i < N; i++)
+        CHECK(seen[i] == 1, "record %d read %d times", i, seen[i]);
+}
+
 static void t_roundtrip(const char *boot)
 {
     enum { N = 3000 };
@@ -519,8 +546,8 @@ static int suite(const char *only)
     fprintf(stderr, "mock cluster at %s\n", m.bootstrap);
     CHECK(!strncmp(m.bootstrap, "127.0.0.1:", 10), "mock not on loopback: %s", m.bootstrap);
     struct { const char *name; void (*fn)(const char *); } simple[] = {
-        {"options", t_options}, {"roundtrip", t_roundtrip}, {"headers", t_headers},
-        {"group", t_group}};
+        {"options", t_options}, {"roundtrip", t_roundtrip}, {"small_queue", t_small_queue},
+        {"headers", t_headers}, {"group", t_group}};
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {
         int before = failures;
         if (only && strcmp(only, simple[i].name))
