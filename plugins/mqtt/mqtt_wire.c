@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -473,7 +475,14 @@ static int dial(conn *c, const mqtt_wire_params *p)
         c->fd = -1;
     }
     freeaddrinfo(res);
-    if (c->fd >= 0) return 0;
+    if (c->fd >= 0) {
+        /* The sink gathers whole packets into large writes itself.  With
+           Nagle on, the tail of each write waited for the broker's delayed
+           ACK: a 60,000-row snapshot into mosquitto took 2-3 s, not 0.5 s. */
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return 0;
+    }
     snprintf(c->err, c->errlen, "cannot connect to MQTT broker %s: %s", c->who,
              strerror(last ? last : ECONNREFUSED));
     return -1;
