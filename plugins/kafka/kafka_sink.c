@@ -74,6 +74,7 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static void *kafka_poll_thread(void *arg)
 {
     kafka_inst *ki = arg;
+    pthread_setname_np(pthread_self(), "kafka:reports");
     while (!atomic_load(&ki->poller_stop))
         rd_kafka_poll(ki->producer, 100);
     return NULL;

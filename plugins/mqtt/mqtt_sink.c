@@ -571,6 +571,7 @@ static void idle(mqtt_sink *s, int ms)
 static void *io_main(void *arg)
 {
     mqtt_sink *s = arg;
+    pthread_setname_np(pthread_self(), "mqtt:io");
     int ka_ms = s->in->conf.keepalive_s > 0 ? s->in->conf.keepalive_s * 1000 : 0;
     for (;;) {
         pthread_mutex_lock(&s->mu);
