@@ -305,6 +305,26 @@ static void t_options(const char *boot)
     inst_destroy(&in);
 }
 
+/* Every one of n records was acknowledged TRIB_OK exactly once. */
+static void check_acked_once(trib_ctx *ctx, int n)
+{
+    CHECK(th_ack_count(ctx) == n, "acks %d", th_ack_count(ctx));
+    for (int i = 0; i < n; i++)
+        CHECK(th_ack_status(ctx, i) == TRIB_OK && th_ack_times(ctx, i) == 1,
+              "record %d: status %d, acked %d times", i, th_ack_status(ctx, i),
+              th_ack_times(ctx, i));
+}
+
+/* A bounded read of `topic` finds records 0..n-1 once each, byte-exact. */
+static void check_read_once(const char *boot, const char *topic, int *seen, int n)
+{
+    int bad = 0;
+    CHECK(read_bounded(boot, topic, seen, n, &bad) == n, "bounded read count of %s", topic);
+    CHECK(bad == 0, "%d records differ", bad);
+    for (int i = 0; i < n; i++)
+        CHECK(seen[i] == 1, "record %d read %d times", i, seen[i]);
+}
+
 /* A producer queue far smaller than what is sent: send() waits for room
  * again and again, is woken by the delivery reports, and every record still
  * arrives once. */
@@ -314,22 +334,14 @@ static void t_small_queue(const char *boot)
     static int seen[N];
     inst in;
     char err[512];
-    int bad = 0;
     CHECK(inst_create(&in, boot, err, sizeof err, "kafka.queue.buffering.max.messages", "40",
                       NULL) == TRIB_OK, "create: %s", err);
     send_range(&in, "t.small", 0, N);
     CHECK(plug->sink->flush(in.p, 20000) == TRIB_OK, "flush");
     CHECK(th_metric(in.ctx, "queue_full_waits") > 0, "send() never found the queue full");
-    CHECK(th_ack_count(in.ctx) == N, "acks %d", th_ack_count(in.ctx));
-    for (int i = 0; i < N; i++)
-        CHECK(th_ack_status(in.ctx, i) == TRIB_OK && th_ack_times(in.ctx, i) == 1,
-              "record %d: status %d, acked %d times", i, th_ack_status(in.ctx, i),
-              th_ack_times(in.ctx, i));
+    check_acked_once(in.ctx, N);
     inst_destroy(&in);
-    CHECK(read_bounded(boot, "t.small", seen, N, &bad) == N, "bounded read count");
-    CHECK(bad == 0, "%d records differ", bad);
-    for (int i = 0; i < N; i++)
-        CHECK(seen[i] == 1, "record %d read %d times", i, seen[i]);
+    check_read_once(boot, "t.small", seen, N);
 }
 
 static void t_roundtrip(const char *boot)
@@ -342,17 +354,9 @@ static void t_roundtrip(const char *boot)
     CHECK(inst_create(&in, boot, err, sizeof err, NULL) == TRIB_OK, "create: %s", err);
     send_range(&in, "t.bin", 0, N);
     CHECK(plug->sink->flush(in.p, 20000) == TRIB_OK, "flush");
-    CHECK(th_ack_count(in.ctx) == N, "acks %d", th_ack_count(in.ctx));
-    for (int i = 0; i < N; i++)
-        CHECK(th_ack_status(in.ctx, i) == TRIB_OK && th_ack_times(in.ctx, i) == 1,
-              "record %d: status %d, acked %d times", i, th_ack_status(in.ctx, i),
-              th_ack_times(in.ctx, i));
+    check_acked_once(in.ctx, N);
     inst_destroy(&in);
-
-    CHECK(read_bounded(boot, "t.bin", seen, N, &bad) == N, "bounded read count");
-    CHECK(bad == 0, "%d records differ", bad);
-    for (int i = 0; i < N; i++)
-        CHECK(seen[i] == 1, "record %d read %d times", i, seen[i]);
+    check_read_once(boot, "t.bin", seen, N);
 
     /* empty partitions / empty topic: EOF at once.  (An unknown topic is
      * auto-created by the mock on the metadata request, like a broker with
