@@ -248,8 +248,8 @@ void pipeline_request_stop(pipeline *pl)
  * fewer free cores than runnable threads the drain is the critical path:
  * without this it got about three quarters of a core while capture ran
  * ahead, and the snapshot bench took ~13% longer into Kafka (docs/
- * benchmarks.md).  It is the RocksDB way with background compaction, the
- * other way round: the stage that frees memory and confirms positions first.
+ * benchmarks.md).  The stage that frees memory and confirms positions goes
+ * first; thread_nice: 0 runs everything at one priority.
  */
 static void thread_setup(pipeline *pl, const char *name)
 {
