@@ -314,6 +314,7 @@ static int kafka_produce_one(kafka_inst *ki, trib_record *rec, int *warned)
     rd_kafka_headers_t *hdrs = kafka_headers(rec);
     const void *key = rec->key.set || rec->key.data ? rec->key.data : NULL;
     const void *val = rec->value.set || rec->value.data ? rec->value.data : NULL;
+    int alone = 0; /* times the queue was full with none of ours in it */
     for (;;) {
         atomic_fetch_add(&ki->outstanding, 1); /* the report may come first */
         rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -332,6 +333,20 @@ static int kafka_produce_one(kafka_inst *ki, trib_record *rec, int *warned)
             if (hdrs)
                 rd_kafka_headers_destroy(hdrs);
             return TRIB_STOP;
+        }
+        /* Full with nothing of ours in it (twice, a wait apart: the last
+           report's message is freed just after its callback): this one
+           message is larger than the whole queue, and waiting cannot help. */
+        alone = atomic_load(&ki->outstanding) == 0 ? alone + 1 : 0;
+        if (alone >= 2) {
+            char why[300];
+            snprintf(why, sizeof why,
+                     "a message of %zu bytes does not fit in librdkafka's queue even when it is "
+                     "empty (raise kafka.queue.buffering.max.kbytes, default %s)",
+                     (key ? rec->key.len : 0) + (val ? rec->value.len : 0), KAFKA_QUEUE_KBYTES);
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            return kafka_fail_record(ki, rec, why);
         }
         if (!*warned) {
             ki->host->log(ki->ctx, TRIB_LOG_DEBUG,

@@ -344,6 +344,25 @@ static void t_small_queue(const char *boot)
     check_read_once(boot, "t.small", seen, N);
 }
 
+/* A record larger than the whole producer queue fails at once, naming the
+ * setting, instead of waiting for room forever. */
+static void t_too_big_for_queue(const char *boot)
+{
+    inst in;
+    char err[512];
+    CHECK(inst_create(&in, boot, err, sizeof err, "kafka.queue.buffering.max.kbytes", "1",
+                      NULL) == TRIB_OK, "create: %s", err);
+    trib_record *r = gen_record("t.big", 0);
+    static char big[4096];
+    memset(big, 'x', sizeof big);
+    th_host.bytes_set(&r->value, big, sizeof big);
+    CHECK(plug->sink->send(in.p, &r, 1) == TRIB_OK, "send");
+    CHECK(th_ack_count(in.ctx) == 1 && th_ack_status(in.ctx, 0) == TRIB_ERR,
+          "a too-large record: %d acks, status %d", th_ack_count(in.ctx), th_ack_status(in.ctx, 0));
+    CHECK(th_log_contains(in.ctx, "queue.buffering.max.kbytes"), "the error names the setting");
+    inst_destroy(&in);
+}
+
 static void t_roundtrip(const char *boot)
 {
     enum { N = 3000 };
@@ -551,6 +570,7 @@ static int suite(const char *only)
     CHECK(!strncmp(m.bootstrap, "127.0.0.1:", 10), "mock not on loopback: %s", m.bootstrap);
     struct { const char *name; void (*fn)(const char *); } simple[] = {
         {"options", t_options}, {"roundtrip", t_roundtrip}, {"small_queue", t_small_queue},
+        {"too_big_for_queue", t_too_big_for_queue},
         {"headers", t_headers}, {"group", t_group}};
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {
         int before = failures;
