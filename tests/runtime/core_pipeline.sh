@@ -82,11 +82,12 @@ check_threads() { # check_threads PID THREAD_NICE
         case $(cat "$t/comm") in
         trib:source | trib:pipe | trib:send)
             n=$(nice_of "$t")
-            [ "$n" = "$want" ] || fail "thread $(cat "$t/comm"): nice $n, want $want (main $base)"
+            [ "$n" = "$want" ] ||
+                { kill "$1"; fail "thread $(cat "$t/comm"): nice $n, want $want (main $base)"; }
             seen=$((seen + 1)) ;;
         esac
     done
-    [ $seen = 3 ] || fail "found $seen of the 3 named pipeline threads"
+    [ $seen = 3 ] || { kill "$1"; fail "found $seen of the 3 named pipeline threads"; }
 }
 
 # SIGTERM while the source holds: clean exit 0, everything confirmed
