@@ -14,17 +14,6 @@
 #include <malloc.h>
 #endif
 
-/*
- * One malloc arena.  Records are allocated by the source thread and freed by
- * whichever thread sees their acknowledgement; with glibc's per-thread arenas
- * every such free takes the slow cross-arena path.  A single arena measured
- * ~12% faster on the 60,000-row snapshot bench (bench/snapshot_bench.sh).
- * This matters for builds with the C library's malloc (configure
- * --without-jemalloc, the sanitizer builds); linked with jemalloc, which is
- * faster still (docs/benchmarks.md), glibc's malloc serves nothing and this
- * is a no-op.  MALLOC_ARENA_MAX or a GLIBC_TUNABLES arena setting in the
- * environment wins.
- */
 #ifdef HAVE_JEMALLOC
 /*
  * jemalloc's built-in options (MALLOC_CONF in the environment still wins).
@@ -38,6 +27,17 @@
 const char *malloc_conf = "tcache_max:131072";
 #endif
 
+/*
+ * One malloc arena.  Records are allocated by the source thread and freed by
+ * whichever thread sees their acknowledgement; with glibc's per-thread arenas
+ * every such free takes the slow cross-arena path.  A single arena measured
+ * ~12% faster on the 60,000-row snapshot bench (bench/snapshot_bench.sh).
+ * This matters for builds with the C library's malloc (configure
+ * --without-jemalloc, the sanitizer builds); linked with jemalloc, which is
+ * faster still (docs/benchmarks.md), glibc's malloc serves nothing and this
+ * is a no-op.  MALLOC_ARENA_MAX or a GLIBC_TUNABLES arena setting in the
+ * environment wins.
+ */
 static void malloc_tune(void)
 {
 #ifdef __GLIBC__
