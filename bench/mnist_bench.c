@@ -1,0 +1,193 @@
+/*
+ * bench/mnist_bench.c — the mnist transform's CSV encoding, through the real
+ * plugin (loaded like the engine loads it), against a baseline encoder in
+ * the same process: the 64K-entry table of pixel pairs the transform used
+ * until 2026-12-02 (576 KB; one 8-byte copy per two pixels).
+ *
+ * Each encoder formats the same N images (raw IDX pixels on stdin), once
+ * with a warm cache and once with "pressure": 8 MB of other memory touched
+ * every 8 images, as the source, sender and broker threads do on the same two
+ * cores of a running pipeline.  Prints ns per image and the ratios.
+ *
+ * Usage: gzip -dc train-images-idx3-ubyte.gz | bench/mnist_bench [N]
+ * (bench/mnist_bench.sh builds it and feeds it Fashion-MNIST.)
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testhost.h"
+
+#define PIXELS 784
+
+static uint64_t pair_txt[65536]; /* baseline: "a,b," of pixels a | b << 8 */
+static unsigned char pair_len[65536];
+
+static void pairs_build(void)
+{
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            char tmp[16] = {0};
+            int n = snprintf(tmp, sizeof tmp, "%d,%d,", a, b);
+            memcpy(&pair_txt[a | b << 8], tmp, 8);
+            pair_len[a | b << 8] = (unsigned char)n;
+        }
+}
+
+static size_t pairs_csv(const unsigned char *px, char *out) /* PIXELS is a multiple of 4 */
+{
+    char *o = out;
+    for (size_t i = 0; i < PIXELS; i += 4) {
+        unsigned a = px[i] | (unsigned)px[i + 1] << 8, b = px[i + 2] | (unsigned)px[i + 3] << 8;
+        memcpy(o, &pair_txt[a], 8);
+        o += pair_len[a];
+        memcpy(o, &pair_txt[b], 8);
+        o += pair_len[b];
+    }
+    return (size_t)(o - out) - 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static volatile unsigned char *junk;
+static const size_t junk_len = 8u << 20;
+
+static void pressure(void)
+{
+    for (size_t k = 0; k < junk_len; k += 64)
+        junk[k]++;
+}
+
+static const trib_plugin *P;
+static trib_ctx *C;
+
+static trib_record *pixel_row(const unsigned char *px)
+{
+    trib_record *r = th_host.record_new();
+    r->op = 'r';
+    r->has_after = 1;
+    th_host.field_add(&r->after, "labels", TRIB_OID_INT2, -1, TRIB_VAL_TEXT, "3", 1, 0);
+    th_host.field_add(&r->after, "pixels", TRIB_OID_BYTEA, -1, TRIB_VAL_BINARY, px, PIXELS, 0);
+    return r;
+}
+
+/* the transform on one image: the CSV length, or 0 when it failed */
+static size_t plugin_csv(const unsigned char *px, double *secs)
+{
+    trib_record *r = pixel_row(px);
+    double t0 = now_s();
+    int rc = P->transform->apply(th_inst(C), &r);
+    *secs += now_s() - t0;
+    size_t len = rc == TRIB_OK && r && r->value.set ? r->value.len : 0;
+    if (r)
+        th_host.record_free(r);
+    return len;
+}
+
+/* seconds spent formatting n images (records are built outside the clock) */
+static double run_plugin(const unsigned char *img, size_t n, int press, size_t *bytes, int *ok)
+{
+    double t = 0;
+    *bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (press && i % 8 == 0)
+            pressure();
+        size_t len = plugin_csv(img + i * PIXELS, &t);
+        *ok = *ok && len > 0;
+        *bytes += len;
+    }
+    return t;
+}
+
+static double run_pairs(const unsigned char *img, size_t n, int press, size_t *bytes, char *out)
+{
+    double t = 0;
+    *bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (press && i % 8 == 0)
+            pressure();
+        double t0 = now_s();
+        *bytes += pairs_csv(img + i * PIXELS, out);
+        t += now_s() - t0;
+    }
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 60000;
+    unsigned char hdr[16];
+    unsigned char *img = malloc(n * PIXELS);
+    char *out = malloc(2 * (PIXELS * 4 + 8));
+    junk = calloc(1, junk_len);
+    if (!img || !out || !junk || fread(hdr, 1, sizeof hdr, stdin) != sizeof hdr ||
+        hdr[2] != 8 || hdr[3] != 3) {
+        fprintf(stderr, "mnist_bench: stdin is not an IDX image file (ubyte, 3 dims)\n");
+        return 1;
+    }
+    n = fread(img, PIXELS, n, stdin);
+    if (n == 0) {
+        fprintf(stderr, "mnist_bench: no images on stdin\n");
+        return 1;
+    }
+    P = th_load(th_plugin_path("mnist"));
+    C = th_ctx_new("transforms[0]");
+    th_section *s = th_section_new();
+    th_set(s, "pixels_field", "pixels");
+    char err[256];
+    if (!P || th_create(C, P, s, 0, err, sizeof err) != TRIB_OK) {
+        fprintf(stderr, "mnist_bench: cannot create the mnist transform\n");
+        return 1;
+    }
+    th_section_free(s);
+    pairs_build();
+
+    /* both encoders must produce the same text */
+    for (size_t i = 0; i < n && i < 100; i++) {
+        size_t want = pairs_csv(img + i * PIXELS, out);
+        char *csv = out + PIXELS * 4 + 8;
+        memcpy(csv, out, want);
+        trib_record *r = pixel_row(img + i * PIXELS);
+        int same = P->transform->apply(th_inst(C), &r) == TRIB_OK && r && r->value.set &&
+                   r->value.len == want && memcmp(r->value.data, csv, want) == 0;
+        if (r)
+            th_host.record_free(r);
+        if (!same) {
+            fprintf(stderr, "mnist_bench: image %zu: the encoders disagree\n", i);
+            return 1;
+        }
+    }
+    int ok = 1;
+    printf("%zu images, %d pixels each; best of 3 runs\n", n, PIXELS);
+    for (int press = 0; press <= 1; press++) {
+        double best_p = 1e9, best_b = 1e9;
+        size_t bp = 0, bb = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            double tp = run_plugin(img, n, press, &bp, &ok);
+            double tb = run_pairs(img, n, press, &bb, out);
+            best_p = tp < best_p ? tp : best_p;
+            best_b = tb < best_b ? tb : best_b;
+        }
+        if (!ok || bp != bb) {
+            fprintf(stderr, "mnist_bench: the encoders wrote %zu and %zu bytes\n", bp, bb);
+            return 1;
+        }
+        printf("%-14s mnist transform (whole apply): %6.0f ns/image | pair table (encoding "
+               "only): %6.0f ns/image | pair/transform = %.2fx\n",
+               press ? "cache pressure" : "warm cache", best_p * 1e9 / (double)n,
+               best_b * 1e9 / (double)n, best_b / best_p);
+    }
+    th_destroy(C);
+    th_ctx_free(C);
+    free(img);
+    free(out);
+    free((void *)junk);
+    return 0;
+}
