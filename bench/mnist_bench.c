@@ -91,31 +91,28 @@ static size_t plugin_csv(const unsigned char *px, double *secs)
     return len;
 }
 
-/* seconds spent formatting n images (records are built outside the clock) */
-static double run_plugin(const unsigned char *img, size_t n, int press, size_t *bytes, int *ok)
+/* the baseline on one image, timed like plugin_csv */
+static size_t pairs_timed(const unsigned char *px, double *secs)
 {
-    double t = 0;
-    *bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (press && i % 8 == 0)
-            pressure();
-        size_t len = plugin_csv(img + i * PIXELS, &t);
-        *ok = *ok && len > 0;
-        *bytes += len;
-    }
-    return t;
+    static char out[PIXELS * 4 + 8];
+    double t0 = now_s();
+    size_t len = pairs_csv(px, out);
+    *secs += now_s() - t0;
+    return len;
 }
 
-static double run_pairs(const unsigned char *img, size_t n, int press, size_t *bytes, char *out)
+/* seconds one encoder spends on n images (records are built outside the clock) */
+static double run(size_t (*encode)(const unsigned char *, double *), const unsigned char *img,
+                  size_t n, int press, size_t *bytes, int *ok)
 {
     double t = 0;
     *bytes = 0;
     for (size_t i = 0; i < n; i++) {
         if (press && i % 8 == 0)
             pressure();
-        double t0 = now_s();
-        *bytes += pairs_csv(img + i * PIXELS, out);
-        t += now_s() - t0;
+        size_t len = encode(img + i * PIXELS, &t);
+        *ok = *ok && len > 0;
+        *bytes += len;
     }
     return t;
 }
@@ -170,8 +167,8 @@ int main(int argc, char **argv)
         double best_p = 1e9, best_b = 1e9;
         size_t bp = 0, bb = 0;
         for (int rep = 0; rep < 3; rep++) {
-            double tp = run_plugin(img, n, press, &bp, &ok);
-            double tb = run_pairs(img, n, press, &bb, out);
+            double tp = run(plugin_csv, img, n, press, &bp, &ok);
+            double tb = run(pairs_timed, img, n, press, &bb, &ok);
             best_p = tp < best_p ? tp : best_p;
             best_b = tb < best_b ? tb : best_b;
         }
