@@ -34,8 +34,9 @@ typedef struct mnist {
  * four used by "255,", so no NUL) and its length in byte 7.  A pixel costs
  * one 4-byte copy from one 8-byte entry.  The table is 2 KB, so it stays in
  * L1 while the other pipeline threads share the core; a 64K-entry table of
- * pixel pairs (576 KB) was as fast alone but three times slower in a
- * running pipeline, where its entries were evicted between records.
+ * pixel pairs (576 KB) was a little faster with a warm cache but two to three
+ * times slower when other threads shared the core, as in a running pipeline
+ * (bench/mnist_bench.sh).
  */
 static unsigned char px_csv[256][8];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
