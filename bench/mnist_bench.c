@@ -139,8 +139,10 @@ int main(int argc, char **argv)
     th_section *s = th_section_new();
     th_set(s, "pixels_field", "pixels");
     char err[256];
+    err[0] = '\0';
     if (!P || th_create(C, P, s, 0, err, sizeof err) != TRIB_OK) {
-        fprintf(stderr, "mnist_bench: cannot create the mnist transform\n");
+        fprintf(stderr, "mnist_bench: cannot load or create the mnist transform from %s%s%s\n",
+                th_plugin_path("mnist"), err[0] ? ": " : "", err);
         return 1;
     }
     th_section_free(s);
