@@ -42,3 +42,12 @@ tests_fuzz_replay_digits_SOURCES = tests/fuzz/fuzz_digits.c tests/fuzz/replay.c 
 tests_fuzz_replay_digits_CFLAGS = $(AM_CFLAGS) $(M2S_WFLAGS) $(M2S_CFLAGS) -I$(top_srcdir)/tools/mnist2sql
 tests_fuzz_replay_digits_LDADD = $(M2S_LIBS) -lm
 endif
+
+# MQTT: the sink's packet parsers (mqtt_wire.c) and the key/topic codecs (mqtt_codec.c).
+if ENABLE_MQTT
+check_PROGRAMS += tests/fuzz/replay_mqtt
+tests_fuzz_replay_mqtt_SOURCES = tests/fuzz/fuzz_mqtt.c tests/fuzz/replay.c \
+	plugins/mqtt/mqtt_wire.c plugins/mqtt/mqtt_codec.c
+tests_fuzz_replay_mqtt_CFLAGS = $(AM_CFLAGS) -pthread -I$(top_srcdir)/plugins/mqtt
+tests_fuzz_replay_mqtt_LDADD = $(PAHO_LIBS)
+endif
