@@ -53,13 +53,14 @@ static void packets(int version, const uint8_t *buf, size_t len)
             if (mqtt_wire_ack(version, body, rem, &pid, &reason) == 0)
                 (void)mqtt_wire_reason(version, reason);
             break;
-        case 9: /* SUBACK for up to 4 filters */
+        case 9: { /* SUBACK for up to 4 filters, for the identifier it carries */
+            uint16_t own = rem >= 2 ? (uint16_t)(body[0] << 8 | body[1]) : 0;
             for (int n = 0; n <= 4; n++)
-                if (mqtt_wire_suback(version, body, rem, rem >= 2 ? (uint16_t)(body[0] << 8 | body[1]) : 0,
-                                     n, codes) == 0)
+                if (mqtt_wire_suback(version, body, rem, own, n, codes) == 0)
                     for (int i = 0; i < n; i++)
                         (void)mqtt_wire_reason(version, codes[i]);
             break;
+        }
         default:
             break;
         }
