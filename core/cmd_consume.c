@@ -9,7 +9,8 @@
  *   --group G          read in consumer group G and commit what was printed
  *   --idle-ms N        stop after N ms without a message (default: never)
  *   --max N            stop after N messages
- *   --format json|hex  json (default): {"topic","id","key","value","headers"};
+ *   --format json|hex  json (default): {"topic","id","key","value","headers"},
+ *                      a byte that is not UTF-8 as \u00XX;
  *                      hex: key-hex TAB value-hex (byte-exact, for scripts)
  */
 #include "cli.h"
@@ -17,6 +18,7 @@
 #include "record.h"
 #include "util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,20 @@ static void usage(void)
 {
     fprintf(stderr, "usage: tributary consume CONFIG TOPIC [--from-beginning] [--bounded] "
                     "[--group G] [--idle-ms N] [--max N] [--format json|hex]\n");
+}
+
+/* A count or duration given on the command line: a whole number >= 0. */
+static int parse_count(const char *opt, const char *s, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < 0) {
+        fprintf(stderr, "tributary consume: %s '%s': expected a whole number >= 0\n", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 static void print_json(const trib_record *r)
@@ -89,13 +105,18 @@ int cmd_consume(int argc, char **argv)
             o.bounded = 1;
         else if (!strcmp(a, "--group") && i + 1 < argc)
             group = argv[++i];
-        else if (!strcmp(a, "--idle-ms") && i + 1 < argc)
-            idle_ms = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--max") && i + 1 < argc)
-            max = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--format") && i + 1 < argc &&
-                 (!strcmp(argv[i + 1], "json") || !strcmp(argv[i + 1], "hex")))
+        else if ((!strcmp(a, "--idle-ms") || !strcmp(a, "--max")) && i + 1 < argc) {
+            if (parse_count(a, argv[i + 1], !strcmp(a, "--max") ? &max : &idle_ms))
+                return 2;
+            i++;
+        }
+        else if (!strcmp(a, "--format") && i + 1 < argc) {
             format = argv[++i];
+            if (strcmp(format, "json") && strcmp(format, "hex")) {
+                fprintf(stderr, "tributary consume: --format '%s': expected json or hex\n", format);
+                return 2;
+            }
+        }
         else if (a[0] != '-' && !cfg)
             cfg = a;
         else if (a[0] != '-' && !topic)

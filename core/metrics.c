@@ -202,9 +202,10 @@ metrics_server *metrics_start(const char *listen, pipeline *pl, trib_ctx *const 
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
     char host[64];
-    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
     size_t hl = colon ? (size_t)(colon - listen) : 0;
-    if (!colon || hl >= sizeof host || port <= 0 || port > 65535) {
+    if (!colon || end == colon + 1 || *end || hl >= sizeof host || port <= 0 || port > 65535) {
         set_err(err, errlen, "metrics.listen '%s' must be HOST:PORT (e.g. 127.0.0.1:9187)", listen);
         return NULL;
     }

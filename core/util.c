@@ -220,7 +220,9 @@ void sb_json_str(strbuf *b, const char *str, size_t n)
             esc = tmp;
         } else if (c >= 0x80) {
             l = utf8_len(s + i, n - i);
-            if (l == 0) { /* not UTF-8: keep the byte value visible, losslessly */
+            /* not UTF-8: show the byte's value as \u00XX; a JSON reader cannot
+               tell it from that code point, so byte-exact output uses hex */
+            if (l == 0) {
                 snprintf(tmp, sizeof tmp, "\\u%04x", c);
                 esc = tmp;
                 l = 1;

@@ -56,6 +56,9 @@ echo "not an elf" >"$T/junk.so"
 sed "s|plugin: file|plugin: $T/junk.so|" "$T/ok.yaml" >"$T/junk.yaml"
 expect_fail "junk.so: cannot load plugin" "$TRIB" check "$T/junk.yaml"
 
+printf 'metrics:\n  listen: 127.0.0.1:91x\n' | cat "$T/ok.yaml" - >"$T/listen.yaml"
+expect_fail "metrics.listen '127.0.0.1:91x' must be HOST:PORT" "$TRIB" run "$T/listen.yaml"
+
 sed 's/plugin: mnist/plugin: file/' "$T/ok.yaml" >"$T/role.yaml"
 expect_fail "cannot be used as a transform: it provides sink" "$TRIB" check "$T/role.yaml"
 

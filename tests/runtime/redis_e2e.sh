@@ -41,4 +41,28 @@ tail_lsn=$(tail -n1 "$T/tf.public.mnist_train.tsv" | cut -f7)
 ok=$(psql_q -c "SELECT confirmed_flush_lsn >= '$tail_lsn'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'tributary'")
 [ "$ok" = t ] || fail "confirmed_flush_lsn $(psql_q -c 'SELECT confirmed_flush_lsn FROM pg_replication_slots') < last delivered commit $tail_lsn (wal at $last_lsn)"
 ! grep -qi 'password' "$T/run.log" || fail "log mentions a password"
+# `tributary consume` prints JSON by default: one object per entry, every byte
+# visible (JSON escapes; UTF-8 text as is, any other byte as \u00XX).
+id=$(printf 'a"b\\c\n\t\001\303\251\377' | redis-cli -p "$REDIS_PORT" -x XADD tf.json '*' key 'k"1' op c value)
+"$TRIB" consume "$T/run.yaml" tf.json --from-beginning --bounded >"$T/json.out" 2>"$T/consume.log" \
+    || { cat "$T/consume.log"; fail "tributary consume tf.json"; }
+python3 - "$T/json.out" "$id" <<'PY' || fail "consume --format json: $(cat "$T/json.out")"
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) == 1, lines
+m = json.loads(lines[0])
+assert m["topic"] == "tf.json" and m["id"] == sys.argv[2], m
+assert m["key"] == 'k"1', m["key"]
+assert m["value"] == 'a"b\\c\n\t\x01\u00e9\u00ff', m["value"]
+assert m["headers"] == {"op": "c"}, m["headers"]
+# UTF-8 text stays as it is; a byte that is not UTF-8 is escaped (--format hex is byte-exact)
+assert '"value":"a\\"b\\\\c\\n\\t\\u0001\u00e9\\u00ff"' in lines[0], lines[0]
+PY
+# ... and names a bad argument instead of guessing
+for bad in "--max abc" "--idle-ms -1" "--format xml"; do
+    # shellcheck disable=SC2086
+    rc=0; "$TRIB" consume "$T/run.yaml" tf.json $bad 2>"$T/bad.log" || rc=$?
+    [ $rc = 2 ] && grep -q -- "${bad%% *} '${bad#* }'" "$T/bad.log" || fail "consume $bad: rc $rc, $(cat "$T/bad.log")"
+done
+
 echo "redis_e2e: passed"
