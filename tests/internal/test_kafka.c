@@ -502,6 +502,73 @@ static void t_broker_down(mock *m)
     CHECK(bad == 0, "%d records differ", bad);
 }
 
+/* A streaming group consumer while the broker is down: poll() keeps going
+ * (librdkafka's errors are logged once, not fatal), and once the broker is
+ * back it reads what was produced before and after the outage. */
+static void t_consumer_down(mock *m)
+{
+    enum { N1 = 40, N2 = 80 };
+    int seen[N2] = {0};
+    inst in;
+    char err[512];
+    trib_record *r;
+    CHECK(inst_create(&in, m->bootstrap, err, sizeof err, "kafka.session.timeout.ms", "6000",
+                      NULL) == TRIB_OK, "create: %s", err);
+    send_range(&in, "t.cdown", 0, N1);
+    CHECK(plug->sink->flush(in.p, 10000) == TRIB_OK, "flush before outage");
+    trib_consume_opts o = {.group_id = "cdown", .from_beginning = 1, .commit = 1};
+    void *c = plug->consumer->open(in.p, "t.cdown", &o, err, sizeof err);
+    CHECK(c, "open: %s", err);
+    if (!c) {
+        inst_destroy(&in);
+        return;
+    }
+    int got = 0;
+    for (time_t end = time(NULL) + 30; got < N1 && time(NULL) < end;) {
+        int rc = plug->consumer->poll(c, 500, &r);
+        CHECK(rc >= 0, "poll before outage: %d", rc);
+        if (rc != 1)
+            continue;
+        int i = rec_index(r);
+        CHECK(i >= 0 && i < N1 && rec_matches(r, i), "record %d before outage", i);
+        if (i >= 0 && i < N2)
+            seen[i]++;
+        CHECK(plug->consumer->commit(c, r) == TRIB_OK, "commit");
+        th_host.record_free(r);
+        got++;
+    }
+    CHECK(got == N1, "read %d of %d before the outage", got, N1);
+    CHECK(mock_cmd(m, "down 1") == 0, "down");
+    for (time_t end = time(NULL) + 3; time(NULL) < end;) {
+        int rc = plug->consumer->poll(c, 500, &r);
+        CHECK(rc == 0, "poll while down: %d (want 0: nothing, no error)", rc);
+        if (rc == 1)
+            th_host.record_free(r);
+    }
+    CHECK(mock_cmd(m, "up 1") == 0, "up");
+    send_range(&in, "t.cdown", N1, N2);
+    CHECK(plug->sink->flush(in.p, 30000) == TRIB_OK, "flush after outage");
+    int fresh = 0;
+    for (time_t end = time(NULL) + 60; fresh < N2 - N1 && time(NULL) < end;) {
+        int rc = plug->consumer->poll(c, 500, &r);
+        CHECK(rc >= 0, "poll after outage: %d", rc);
+        if (rc != 1)
+            continue;
+        int i = rec_index(r);
+        CHECK(i >= 0 && i < N2 && rec_matches(r, i), "record %d after outage", i);
+        if (i >= N1 && i < N2 && seen[i]++ == 0)
+            fresh++;
+        CHECK(plug->consumer->commit(c, r) == TRIB_OK, "commit");
+        th_host.record_free(r);
+    }
+    plug->consumer->close(c);
+    /* records committed before the outage may come again only after a
+       rebalance; every record is read at least once */
+    for (int i = 0; i < N2; i++)
+        CHECK(seen[i] >= 1, "record %d never read", i);
+    inst_destroy(&in);
+}
+
 static void *stop_later(void *ctx)
 {
     th_sleep_ms(1000);
@@ -561,7 +628,8 @@ static int suite(const char *only)
     mock m;
     char *const argv[] = {KAFKA_MOCK_BIN, "--brokers", "1", "--topic", "t.bin:4",
                           "--topic", "t.empty:3", "--topic", "t.group:3", "--topic", "t.down:2",
-                          "--topic", "t.stop:1", "--topic", "t.err:1", "--topic", "t.hdr:1", NULL};
+                          "--topic", "t.stop:1", "--topic", "t.err:1", "--topic", "t.hdr:1",
+                          "--topic", "t.cdown:2", NULL};
     if (mock_start(&m, argv)) {
         fprintf(stderr, "cannot start %s\n", argv[0]);
         return 1;
@@ -580,7 +648,8 @@ static int suite(const char *only)
         fprintf(stderr, "%s: %s\n", simple[i].name, failures == before ? "ok" : "FAILED");
     }
     struct { const char *name; void (*fn)(mock *); } ctl[] = {
-        {"broker_down", t_broker_down}, {"stop_while_down", t_stop_while_down},
+        {"broker_down", t_broker_down}, {"consumer_down", t_consumer_down},
+        {"stop_while_down", t_stop_while_down},
         {"permanent_error", t_permanent_error}};
     for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
         int before = failures;
