@@ -116,6 +116,22 @@ kill -TERM $pid
 wait $pid || fail "SIGTERM exit status $?"
 [ "$(cat "$T/committed")" = 500 ] || fail "committed after SIGTERM: $(cat "$T/committed")"
 
+# On a terminal `run` keeps one status line up to date (rewritten in place)
+# instead of logging a status every status_interval_ms; TRIBUTARY_NO_PROGRESS
+# turns it off.
+grep -v -e '^metrics:' -e '^  listen:' "$T/hold.yaml" | sed "s|hold.jsonl|tty.jsonl|" >"$T/tty.yaml"
+tty_run() { # tty_run OUT [ENV...]: run under a pseudo-terminal (script(1)) until SIGTERM
+    local out=$1; shift
+    script -qfec "env $* timeout -s TERM $(scaled 3) $TRIB run $T/tty.yaml" /dev/null >"$out" 2>&1 || true
+}
+tty_run "$T/tty.out"
+grep -q $'\r\033\[Klive: 50 captured, 50 delivered, 0 dropped, 0 in flight, [0-9]* rec/s, confirmed 0/1F4' \
+    "$T/tty.out" || { cat -v "$T/tty.out"; fail "no status line on a terminal"; }
+grep -q "stopped: 50 records captured" "$T/tty.out" || { cat -v "$T/tty.out"; fail "tty run did not stop cleanly"; }
+tty_run "$T/notty.out" TRIBUTARY_NO_PROGRESS=1
+! grep -q "live: " "$T/notty.out" || { cat -v "$T/notty.out"; fail "TRIBUTARY_NO_PROGRESS=1 still draws the status line"; }
+grep -q "stopped: 50 records captured" "$T/notty.out" || { cat -v "$T/notty.out"; fail "no-progress run did not stop cleanly"; }
+
 # A sink that acknowledges only when drain() is called (ABI 1.2; the test
 # sink of gen.c): while the source holds and nothing is left to send, the core
 # calls it, so every record is acknowledged and confirmed before any stop.
