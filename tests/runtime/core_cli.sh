@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # core_cli.sh — the CLI and config/loader errors a user meets first:
 # --help/--version, `plugins`, `check` with typos, wrong types, missing
-# required options, unknown/missing/foreign/wrong-ABI plugins.
+# required options, unknown/missing/foreign/wrong-ABI plugins, the config's
+# shape (missing or misplaced sections, converter values), metrics.listen.
 . "$TRIB_SRCDIR/tests/lib.sh"
 
 expect_fail() { # expect_fail "substring" CMD...
@@ -55,6 +56,62 @@ expect_fail "not a Tributary plugin (no 'tributary_plugin' symbol" "$TRIB" check
 echo "not an elf" >"$T/junk.so"
 sed "s|plugin: file|plugin: $T/junk.so|" "$T/ok.yaml" >"$T/junk.yaml"
 expect_fail "junk.so: cannot load plugin" "$TRIB" check "$T/junk.yaml"
+
+# The shape of the config itself: each mistake named with file, line and column.
+cfg_err() { # cfg_err NAME "expected message" [COMMAND] < YAML
+    cat >"$T/$1.yaml"
+    expect_fail "$2" "$TRIB" "${3:-check}" "$T/$1.yaml"
+}
+cfg_err nosink "nosink.yaml:2:3: missing 'sink' in pipeline" <<'Y'
+pipeline:
+  source: {plugin: gen}
+Y
+cfg_err nosource "nosource.yaml:2:3: missing 'source' in pipeline" <<'Y'
+pipeline:
+  sink: {plugin: file, path: /dev/null}
+Y
+cfg_err noplugin "noplugin.yaml:3:5: missing 'plugin' in source" <<'Y'
+pipeline:
+  source:
+    count: 5
+  sink: {plugin: file, path: /dev/null}
+Y
+cfg_err notmap "notmap.yaml:2:11: 'source' must be a mapping" <<'Y'
+pipeline:
+  source: gen
+  sink: {plugin: file, path: /dev/null}
+Y
+cfg_err notlist "notlist.yaml:3:15: 'transforms' must be a list" <<'Y'
+pipeline:
+  source: {plugin: gen}
+  transforms: {plugin: mnist}
+  sink: {plugin: file, path: /dev/null}
+Y
+cfg_err pltypo "pltypo.yaml:3:3: unknown key 'transform' in pipeline" <<'Y'
+pipeline:
+  source: {plugin: gen}
+  transform: []
+  sink: {plugin: file, path: /dev/null}
+Y
+cfg_err nopipe "nopipe.yaml: missing 'pipeline' section" run <<'Y'
+log_level: info
+Y
+cfg_err queue "queue.yaml: queue_size, batch_size must be positive" <<'Y'
+queue_size: 0
+pipeline:
+  source: {plugin: gen}
+  sink: {plugin: file, path: /dev/null}
+Y
+cfg_err conv "conv.yaml:3:52: option 'converter' in sink must be one of json|raw" <<'Y'
+pipeline:
+  source: {plugin: gen}
+  sink: {plugin: file, path: /dev/null, converter: avro}
+Y
+cfg_err bin "bin.yaml:3:58: option 'binary_handling' in sink must be one of base64|hex" <<'Y'
+pipeline:
+  source: {plugin: gen}
+  sink: {plugin: file, path: /dev/null, binary_handling: b85}
+Y
 
 printf 'metrics:\n  listen: 127.0.0.1:91x\n' | cat "$T/ok.yaml" - >"$T/listen.yaml"
 expect_fail "metrics.listen '127.0.0.1:91x' must be HOST:PORT" "$TRIB" run "$T/listen.yaml"

@@ -3,7 +3,8 @@
 # every record arrives once and in order through `mnist` into the `file`
 # sink; rows with NULL pixels are dropped with a warning; the position
 # confirmed to the source is the last transaction's; SIGTERM on a held
-# source flushes and exits 0.
+# source flushes and exits 0; the json (base64/hex bytea) and raw converters;
+# the status line drawn on a terminal.
 . "$TRIB_SRCDIR/tests/lib.sh"
 
 cat >"$T/p.yaml" <<Y
@@ -115,6 +116,35 @@ grep -q '^tributary_instance_records_total{instance="sink (file)",result="delive
 kill -TERM $pid
 wait $pid || fail "SIGTERM exit status $?"
 [ "$(cat "$T/committed")" = 500 ] || fail "committed after SIGTERM: $(cat "$T/committed")"
+
+# The converter a sink gets when no transform set key and value: the JSON
+# envelope (default) with bytea as base64, or hex (binary_handling); `raw`
+# passes records through untouched.
+conv_run() { # conv_run NAME SINK-LINES...: 2 gen records into $T/NAME.jsonl
+    local name=$1; shift
+    { printf 'pipeline:\n  source:\n    plugin: gen\n    count: 2\n  sink:\n    plugin: file\n'
+      printf '    path: %s\n' "$T/$name.jsonl"
+      for l in "$@"; do printf '    %s\n' "$l"; done; } >"$T/$name.yaml"
+    "$TRIB" run "$T/$name.yaml" 2>"$T/$name.log" || { cat "$T/$name.log"; fail "converter run $name"; }
+}
+conv_run conv_default
+conv_run conv_hex "converter: json" "binary_handling: hex"
+conv_run conv_raw "converter: raw"
+python3 - "$T" <<'PY' || fail "converter output"
+import base64, json, sys
+T = sys.argv[1]
+def lines(n): return [json.loads(l) for l in open("%s/%s.jsonl" % (T, n))]
+px = bytes(range(256)) * 3 + bytes(range(16))  # what gen puts in row 0
+for name, enc in (("conv_default", lambda b: base64.b64encode(b).decode()), ("conv_hex", bytes.hex)):
+    rows = lines(name)
+    assert len(rows) == 2, (name, len(rows))
+    assert json.loads(rows[0]["key"]) == {"id": 0}, rows[0]["key"]
+    after = json.loads(rows[0]["value"])["after"]
+    assert after["id"] == 0 and after["labels"] == 0, after
+    assert after["pixels"] == enc(px), (name, after["pixels"][:40])
+raw = lines("conv_raw")
+assert [(r["key"], r["value"], r["op"]) for r in raw] == [(None, None, "c")] * 2, raw
+PY
 
 # On a terminal `run` keeps one status line up to date (rewritten in place)
 # instead of logging a status every status_interval_ms; TRIBUTARY_NO_PROGRESS
