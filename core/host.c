@@ -155,6 +155,25 @@ const trib_host trib_host_table = {
     .bytes_alloc = bytes_alloc,
 };
 
+/*
+ * Where a plugin's create() error points: at the option it names first
+ * ("slot \"X\": ...", "tables[2] ...", "confirm_interval_ms: ..."), when the
+ * section sets that option, else at the section itself.
+ */
+static const cnode *error_node(const cnode *section, const char *msg)
+{
+    size_t n = 0;
+    while ((msg[n] >= 'a' && msg[n] <= 'z') || (msg[n] >= '0' && msg[n] <= '9') || msg[n] == '_')
+        n++;
+    if (n == 0 || n >= 64 || (msg[n] != ':' && msg[n] != ' ' && msg[n] != '['))
+        return section;
+    char key[64];
+    memcpy(key, msg, n);
+    key[n] = '\0';
+    int i = section->type == CN_MAP ? cnode_key_index(section, key) : -1;
+    return i >= 0 ? section->items[i] : section;
+}
+
 trib_ctx *instance_create(const plugin_lib *lib, const cnode *section, const char *where,
                           const char *const *reserved, char *err, size_t errlen)
 {
@@ -169,9 +188,11 @@ trib_ctx *instance_create(const plugin_lib *lib, const cnode *section, const cha
     pthread_mutex_init(&c->mlock, NULL);
     char perr[1024] = "";
     if (c->p->create(c, &trib_host_table, opts, &c->inst, perr, sizeof perr) != TRIB_OK) {
-        if (section)
-            set_err(err, errlen, "%s:%d:%d: %s: %s", section->file, section->line, section->col,
-                    where, perr[0] ? perr : "plugin failed to initialise");
+        if (section) {
+            const cnode *at = error_node(section, perr);
+            set_err(err, errlen, "%s:%d:%d: %s: %s", section->file, at->line, at->col, where,
+                    perr[0] ? perr : "plugin failed to initialise");
+        }
         else
             set_err(err, errlen, "%s: %s", where, perr[0] ? perr : "plugin failed to initialise");
         c->inst = NULL;

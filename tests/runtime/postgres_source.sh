@@ -311,6 +311,24 @@ expect_fail() { # CONFIG LOG PATTERN...: run must fail with a log naming each pa
     timeout "$(scaled 60)" "$TRIB" run "$cfg" >"$log" 2>&1 && fail "$cfg: run succeeded"
     for p in "$@"; do grep -q -- "$p" "$log" || fail "$cfg: log lacks '$p': $(cat "$log")"; done
 }
+# bad options: `check` names the option's own line and column (a.yaml: slot
+# on line 6, tables on line 8, reconnect_backoff_ms on line 11)
+check_fail() { # check_fail SED-EXPR MESSAGE: a.yaml edited by SED-EXPR must fail `check` with MESSAGE
+    sed -e "$1" "$T/a.yaml" >"$T/bad.yaml"
+    "$TRIB" check "$T/bad.yaml" >"$T/bad.log" 2>&1 && fail "check accepted: $1"
+    grep -qF -- "bad.yaml:$2" "$T/bad.log" || fail "check of '$1': want 'bad.yaml:$2', got: $(cat "$T/bad.log")"
+}
+check_fail 's/slot: s1/slot: Bad-Slot/' '6:11: source (postgres): slot "Bad-Slot": use 1-63 characters of [a-z0-9_]'
+check_fail 's/tables: .*/tables: []/' "8:13: source (postgres): tables: list at least one table"
+check_fail 's/tables: .*/tables: [items, a.b.c]/' '8:13: source (postgres): tables[1] "a.b.c": unexpected text after the table name: ".c"'
+check_fail 's/tables: .*/tables: [items, public.items]/' "8:13: source (postgres): tables: public.items is listed twice"
+check_fail 's/reconnect_backoff_ms: 200/reconnect_backoff_ms: 5/' \
+    "11:27: source (postgres): reconnect_backoff_ms must be >= 10 and <= reconnect_backoff_max_ms"
+check_fail 's/status_interval_ms: 300/status_interval_ms: 300\n    proto_version: 9/' \
+    "11:20: source (postgres): proto_version: 9 is not 1..4"
+check_fail 's/conninfo: .*/conninfo: "host=127.0.0.1 nosuchkey=1"/' \
+    "5:15: source (postgres): conninfo: not a valid libpq connection string or URI"
+
 sed -e 's/tables: .*/tables: [items, nosuch]/' -e 's/slot: s1/slot: s4/' "$T/a.yaml" >"$T/e1.yaml"
 expect_fail "$T/e1.yaml" "$T/e1.log" 'nosuch' 'host=127.0.0.1'
 badport=$(free_port)

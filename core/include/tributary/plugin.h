@@ -394,7 +394,9 @@ typedef struct trib_plugin {
     /**
      * Create an instance.  `ctx` identifies it in host calls; `opts` holds
      * validated option values.  Returns TRIB_OK and sets *inst, or TRIB_ERR
-     * with a message in err.
+     * with a message in err.  A message that starts with the option's name
+     * ("slot: ...", "tables[2] ...") is shown at that option's line in the
+     * config; any other at the plugin's section.
      */
     int (*create)(trib_ctx *ctx, const trib_host *host, const trib_opts *opts, void **inst,
                   char *err, size_t errlen);
