@@ -157,21 +157,38 @@ const trib_host trib_host_table = {
 
 /*
  * Where a plugin's create() error points: at the option it names first
- * ("slot \"X\": ...", "tables[2] ...", "confirm_interval_ms: ..."), when the
- * section sets that option, else at the section itself.
+ * ("slot \"X\": ...", "tables[2] ...", "option 'url': ...", "option
+ * kafka.linger.ms: ..." for a key of the `kafka:` map), when the section
+ * sets that option, else at the section itself.
  */
 static const cnode *error_node(const cnode *section, const char *msg)
 {
+    int quoted = 0;
+    if (strncmp(msg, "option ", 7) == 0) {
+        msg += 7;
+        quoted = *msg == '\'';
+        msg += quoted;
+    }
     size_t n = 0;
-    while ((msg[n] >= 'a' && msg[n] <= 'z') || (msg[n] >= '0' && msg[n] <= '9') || msg[n] == '_')
+    while ((msg[n] >= 'a' && msg[n] <= 'z') || (msg[n] >= '0' && msg[n] <= '9') ||
+           msg[n] == '_' || (msg[n] == '.' && n > 0))
         n++;
-    if (n == 0 || n >= 64 || (msg[n] != ':' && msg[n] != ' ' && msg[n] != '['))
+    char end = msg[n];
+    if (n == 0 || n >= 256 || (quoted ? end != '\'' : end != ':' && end != ' ' && end != '['))
         return section;
-    char key[64];
+    char key[256];
     memcpy(key, msg, n);
     key[n] = '\0';
-    int i = section->type == CN_MAP ? cnode_key_index(section, key) : -1;
-    return i >= 0 ? section->items[i] : section;
+    const cnode *at = cnode_get(section, key);
+    char *dot = strchr(key, '.');
+    if (!at && dot) { /* map.key: a key inside one of the section's maps */
+        *dot = '\0';
+        const cnode *map = cnode_get(section, key);
+        at = map ? cnode_get(map, dot + 1) : NULL;
+        if (!at)
+            at = map;
+    }
+    return at ? at : section;
 }
 
 trib_ctx *instance_create(const plugin_lib *lib, const cnode *section, const char *where,

@@ -49,7 +49,8 @@ static char *pct_decode(const char *s, size_t n)
 
 static int set_err(char *err, size_t errlen, const char *msg)
 {
-    snprintf(err, errlen, "invalid redis url: %s (expected redis://[user:password@]host:port/db)",
+    snprintf(err, errlen,
+             "option 'url': invalid redis url: %s (expected redis://[user:password@]host:port/db)",
              msg);
     return TRIB_ERR;
 }

@@ -113,6 +113,19 @@ pipeline:
   sink: {plugin: file, path: /dev/null, binary_handling: b85}
 Y
 
+# The broker plugins' own option errors point at the option (built plugins only).
+sink_err() { # sink_err PLUGIN "SINK LINES" "expected message"
+    "$TRIB" plugins "$1" >/dev/null 2>&1 || return 0
+    printf 'pipeline:\n  source: {plugin: gen}\n  sink:\n    plugin: %s\n%s\n' "$1" "$2" >"$T/sink.yaml"
+    expect_fail "$3" "$TRIB" check "$T/sink.yaml"
+}
+sink_err kafka $'    bootstrap_servers: 127.0.0.1:9\n    kafka:\n      linger.ms: 5\n      batch.size: lots' \
+    'sink.yaml:8:19: sink (kafka): option kafka.batch.size: Invalid value'
+sink_err mqtt '    url: http://x' "sink.yaml:5:10: sink (mqtt): option 'url': 'http://x' is not tcp://host:port"
+sink_err mqtt $'    url: tcp://127.0.0.1:1\n    max_inflight: 0' \
+    "sink.yaml:6:19: sink (mqtt): option 'max_inflight': 0 is not within 1..65535"
+sink_err redis '    url: http://x' "sink.yaml:5:10: sink (redis): option 'url': invalid redis url: must start with redis://"
+
 printf 'metrics:\n  listen: 127.0.0.1:91x\n' | cat "$T/ok.yaml" - >"$T/listen.yaml"
 expect_fail "metrics.listen '127.0.0.1:91x' must be HOST:PORT" "$TRIB" run "$T/listen.yaml"
 
