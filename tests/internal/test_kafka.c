@@ -502,9 +502,31 @@ static void t_broker_down(mock *m)
     CHECK(bad == 0, "%d records differ", bad);
 }
 
+/* Poll the consumer c until every record of [lo, hi) was read once (or
+ * secs passed), committing each; records at or above hi fail the test.
+ * seen[i] counts reads of record i.  Returns how many of [lo, hi) were new. */
+static int read_new(void *c, int lo, int hi, int *seen, int secs, const char *phase)
+{
+    int fresh = 0;
+    trib_record *r;
+    for (time_t end = time(NULL) + secs; fresh < hi - lo && time(NULL) < end;) {
+        int rc = plug->consumer->poll(c, 500, &r);
+        CHECK(rc >= 0, "poll %s: %d", phase, rc);
+        if (rc != 1)
+            continue;
+        int i = rec_index(r);
+        CHECK(i >= 0 && i < hi && rec_matches(r, i), "record %d %s", i, phase);
+        if (i >= lo && i < hi && seen[i]++ == 0)
+            fresh++;
+        CHECK(plug->consumer->commit(c, r) == TRIB_OK, "commit");
+        th_host.record_free(r);
+    }
+    return fresh;
+}
+
 /* A streaming group consumer while the broker is down: poll() keeps going
- * (librdkafka's errors are logged once, not fatal), and once the broker is
- * back it reads what was produced before and after the outage. */
+ * (librdkafka's errors are logged, not fatal), and once the broker is back
+ * it reads what was produced before and after the outage. */
 static void t_consumer_down(mock *m)
 {
     enum { N1 = 40, N2 = 80 };
@@ -523,20 +545,7 @@ static void t_consumer_down(mock *m)
         inst_destroy(&in);
         return;
     }
-    int got = 0;
-    for (time_t end = time(NULL) + 30; got < N1 && time(NULL) < end;) {
-        int rc = plug->consumer->poll(c, 500, &r);
-        CHECK(rc >= 0, "poll before outage: %d", rc);
-        if (rc != 1)
-            continue;
-        int i = rec_index(r);
-        CHECK(i >= 0 && i < N1 && rec_matches(r, i), "record %d before outage", i);
-        if (i >= 0 && i < N2)
-            seen[i]++;
-        CHECK(plug->consumer->commit(c, r) == TRIB_OK, "commit");
-        th_host.record_free(r);
-        got++;
-    }
+    int got = read_new(c, 0, N1, seen, 30, "before the outage");
     CHECK(got == N1, "read %d of %d before the outage", got, N1);
     CHECK(mock_cmd(m, "down 1") == 0, "down");
     for (time_t end = time(NULL) + 3; time(NULL) < end;) {
@@ -548,21 +557,10 @@ static void t_consumer_down(mock *m)
     CHECK(mock_cmd(m, "up 1") == 0, "up");
     send_range(&in, "t.cdown", N1, N2);
     CHECK(plug->sink->flush(in.p, 30000) == TRIB_OK, "flush after outage");
-    int fresh = 0;
-    for (time_t end = time(NULL) + 60; fresh < N2 - N1 && time(NULL) < end;) {
-        int rc = plug->consumer->poll(c, 500, &r);
-        CHECK(rc >= 0, "poll after outage: %d", rc);
-        if (rc != 1)
-            continue;
-        int i = rec_index(r);
-        CHECK(i >= 0 && i < N2 && rec_matches(r, i), "record %d after outage", i);
-        if (i >= N1 && i < N2 && seen[i]++ == 0)
-            fresh++;
-        CHECK(plug->consumer->commit(c, r) == TRIB_OK, "commit");
-        th_host.record_free(r);
-    }
+    got = read_new(c, N1, N2, seen, 60, "after the outage");
+    CHECK(got == N2 - N1, "read %d of %d after the outage", got, N2 - N1);
     plug->consumer->close(c);
-    /* records committed before the outage may come again only after a
+    /* records committed before the outage may come again after the
        rebalance; every record is read at least once */
     for (int i = 0; i < N2; i++)
         CHECK(seen[i] >= 1, "record %d never read", i);
