@@ -289,21 +289,48 @@ static void conn_failed(mqtt_consumer *c, const char *e)
         set_failed(c, e);
 }
 
+/* MQTT 3.1.1 CONNACK return codes 1-5. */
+static const char *connack_v3(int code)
+{
+    static const char *const names[] = {"unacceptable protocol version",
+                                        "client identifier rejected", "server unavailable",
+                                        "bad user name or password", "not authorized"};
+    return code >= 1 && code <= 5 ? names[code - 1] : "refused";
+}
+
+/* paho reports a refusing CONNACK as message "CONNACK return code" with the
+   broker's code in `code` (v5: a reason code >= 0x80, 3.1.1: 1-5). */
+static int connack_refusal(const char *message, int code)
+{
+    return message && strstr(message, "CONNACK") && code > 0;
+}
+
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
 {
     char e[300];
-    snprintf(e, sizeof e, "cannot connect to %s: %s", ((mqtt_consumer *)ctx)->in->conf.url,
-             d && d->message ? d->message : mqtt_strerror(d ? d->code : -1));
+    const char *url = ((mqtt_consumer *)ctx)->in->conf.url;
+    if (d && connack_refusal(d->message, d->code))
+        snprintf(e, sizeof e, "cannot connect to %s: the broker refused the connection: %s "
+                 "(return code %d)", url, connack_v3(d->code), d->code);
+    else
+        snprintf(e, sizeof e, "cannot connect to %s: %s", url,
+                 d && d->message ? d->message : mqtt_strerror(d ? d->code : -1));
     conn_failed(ctx, e);
 }
 
 static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
 {
     char e[300];
-    snprintf(e, sizeof e, "cannot connect to %s: %s", ((mqtt_consumer *)ctx)->in->conf.url,
-             d && d->reasonCode ? MQTTReasonCode_toString(d->reasonCode)
-             : d && d->message  ? d->message
-                                : mqtt_strerror(d ? d->code : -1));
+    const char *url = ((mqtt_consumer *)ctx)->in->conf.url;
+    int reason = !d ? 0 : d->reasonCode ? (int)d->reasonCode
+                       : connack_refusal(d->message, d->code) ? d->code : 0;
+    if (reason >= 0x80)
+        snprintf(e, sizeof e, "cannot connect to %s: the broker refused the connection: %s "
+                 "(reason 0x%02x)", url, MQTTReasonCode_toString((enum MQTTReasonCodes)reason),
+                 reason);
+    else
+        snprintf(e, sizeof e, "cannot connect to %s: %s", url,
+                 d && d->message ? d->message : mqtt_strerror(d ? d->code : -1));
     conn_failed(ctx, e);
 }
 

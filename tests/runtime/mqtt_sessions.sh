@@ -15,7 +15,8 @@
 #  5. a broker requiring a password: with it, sessions are created; with a
 #     wrong one, every record is acked TRIB_ERR with a message naming the
 #     broker and topic, never the password; a topic its ACL makes read-only:
-#     the broker's PUBACK reason 0x87 acks every record TRIB_ERR.
+#     the broker's PUBACK reason 0x87 acks every record TRIB_ERR; a consumer
+#     with a wrong password fails to open, naming the broker's reason (v5, 3.1.1).
 . "$TRIB_SRCDIR/tests/lib.sh"
 D=$(driver "$TRIB_BUILDDIR/tests/internal/test_mqtt_driver")
 [ -x "$D" ] || fail "$D not built (make check builds it)"
@@ -100,5 +101,19 @@ fi
 grep -q "ok=0 err=10 stop=0 dup=0" "$T/denied.log" || { cat "$T/denied.log" >&2; fail "acks (denied)"; }
 grep -q "last error: broker refused message on topic 'tf.public.denied': not authorized (reason 0x87)" \
     "$T/denied.log" || { cat "$T/denied.log" >&2; fail "error message (denied)"; }
-! grep -q "secret" "$T/wrong.log" "$T/denied.log" "$T/driver.log" || fail "a password appears in a log"
+# the consumer side: a wrong password fails open() with the broker's reason
+# (mosquitto grants subscriptions its ACL denies and just delivers nothing)
+if timeout "$(scaled 60)" "$D" consume tf.public.auth 1 $A password=Wrong-secret connect_timeout_s=2 \
+        "client_id=$cid" 2>"$T/cwrong.log"; then
+    fail "consuming with a wrong password succeeded"
+fi
+grep -Eiq "open: .*127.0.0.1:$APORT: the broker refused the connection: (not authorized|bad user name).*\(reason 0x8[67]\)" \
+    "$T/cwrong.log" || { cat "$T/cwrong.log" >&2; fail "consumer error message (wrong password)"; }
+if timeout "$(scaled 60)" "$D" consume tf.public.auth 1 $A password=Wrong-secret connect_timeout_s=2 $v3 \
+        "client_id=$cid" 2>>"$T/cwrong.log"; then
+    fail "consuming with a wrong password succeeded (MQTT 3.1.1)"
+fi
+grep -Eq "open: .*127.0.0.1:$APORT: the broker refused the connection: (not authorized|bad user name or password) \(return code [45]\)" \
+    "$T/cwrong.log" || { cat "$T/cwrong.log" >&2; fail "consumer error message (wrong password, 3.1.1)"; }
+! grep -q "secret" "$T/wrong.log" "$T/denied.log" "$T/cwrong.log" "$T/driver.log" || fail "a password appears in a log"
 log "ok"
