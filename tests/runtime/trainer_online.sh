@@ -17,6 +17,7 @@ gen train 0 2000 train
 gen t10k 0 300 test
 cat >"$T/t.yaml" <<Y
 state_dir: $T/state
+log_level: debug
 pipeline:
   sink:
     plugin: redis
@@ -53,6 +54,11 @@ gen t10k 300 20 live
 wait_for 10 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN live.predictions) -ge 20 ]" \
     || fail "predictions after the reload"
 
+# SIGTERM only once all 500 are learned (debug: one line per mini-batch; the
+# last, partial one comes a second after the last record)
+learned() { sed -n 's/.*online: batch of \([0-9]*\),.*/\1/p' "$T/train.log" | awk '{s += $1} END {print s + 0}'; }
+all_learned() { [ "$(learned)" -ge 500 ]; }
+wait_for 60 all_learned || fail "the trainer learned $(learned) of the 500 new records"
 kill -TERM $train_pid
 wait $train_pid || fail "train exited with $? after SIGTERM"
 grep -q "online: checkpoint after 500 new records" "$T/train.log" || fail "final checkpoint"
