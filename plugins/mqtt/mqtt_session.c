@@ -7,7 +7,10 @@
  * `subscriber_groups` option (default: the `group_id` option, the group
  * `tributary train` reads with) the persistent session
  * "<client_id>-<G>-<topic>" — the very client id the plugin's consumer uses —
- * exists and is subscribed at QoS 1.  The raw-socket client of mqtt_wire.c
+ * exists and is subscribed at QoS 1.  It subscribes even when the session
+ * exists: a session can exist without its subscription (an earlier process
+ * killed between CONNACK and SUBACK left one, and the present flag of the
+ * next CONNACK cannot tell).  The raw-socket client of mqtt_wire.c
  * does it without acknowledging, hence without consuming, anything the
  * session may already hold.
  *
@@ -120,7 +123,7 @@ static sess_topic *lookup_or_add(mqtt_sessions *ss, const char *topic)
 /* ------------------------------------------------------------ the probes */
 
 /* One group's session for topic: MQTT_WIRE_OK / _TRANSIENT / _REFUSED. */
-static int probe_group(mqtt_inst *in, const char *group, const char *topic, int force, char *err,
+static int probe_group(mqtt_inst *in, const char *group, const char *topic, char *err,
                        size_t errlen)
 {
     const mqtt_conf *c = &in->conf;
@@ -142,7 +145,7 @@ static int probe_group(mqtt_inst *in, const char *group, const char *topic, int 
         return MQTT_WIRE_REFUSED;
     }
     mqtt_wire_result r;
-    int rc = mqtt_wire_ensure_session(&p, cid, filters, nf, force, &r, werr, sizeof werr);
+    int rc = mqtt_wire_ensure_session(&p, cid, filters, nf, &r, werr, sizeof werr);
     if (rc != MQTT_WIRE_OK) {
         snprintf(err, errlen, "cannot create the subscriber session of group '%s' for topic "
                  "'%s': %s", group, topic, werr);
@@ -150,9 +153,9 @@ static int probe_group(mqtt_inst *in, const char *group, const char *topic, int 
         in->host->log(in->ctx, TRIB_LOG_INFO, "created subscriber session '%s' (group '%s') "
                       "for topic '%s' on %s:%s", cid, group, topic, c->host, c->port);
     } else {
-        in->host->log(in->ctx, TRIB_LOG_DEBUG, "subscriber session '%s' for topic '%s' exists%s "
-                      "(%zu queued message(s) left untouched)", cid, topic,
-                      r.subscribed ? ", subscription renewed" : "", r.publishes_skipped);
+        in->host->log(in->ctx, TRIB_LOG_DEBUG, "subscriber session '%s' for topic '%s' exists, "
+                      "subscription renewed (%zu queued message(s) left untouched)", cid, topic,
+                      r.publishes_skipped);
     }
     if (rc == MQTT_WIRE_OK && r.subscribed && r.granted_qos < 1)
         in->host->log(in->ctx, TRIB_LOG_WARN, "broker granted only QoS 0 to session '%s': it "
@@ -162,10 +165,10 @@ static int probe_group(mqtt_inst *in, const char *group, const char *topic, int 
     return rc;
 }
 
-static int probe_all(mqtt_inst *in, const char *topic, int force, char *err, size_t errlen)
+static int probe_all(mqtt_inst *in, const char *topic, char *err, size_t errlen)
 {
     for (size_t g = 0; g < in->conf.n_sub_groups; g++) {
-        int rc = probe_group(in, in->conf.sub_groups[g], topic, force, err, errlen);
+        int rc = probe_group(in, in->conf.sub_groups[g], topic, err, errlen);
         if (rc != MQTT_WIRE_OK) return rc;
     }
     return MQTT_WIRE_OK;
@@ -188,8 +191,7 @@ static int ensure_retrying(mqtt_inst *in, sess_topic *e, unsigned gen, int64_t d
 {
     int backoff = 1;
     for (;;) {
-        /* after a failed attempt a session may exist without its subscription */
-        int rc = probe_all(in, e->topic, e->state == S_RETRY, err, errlen);
+        int rc = probe_all(in, e->topic, err, errlen);
         if (rc == MQTT_WIRE_OK) {
             e->state = S_READY;
             e->gen = gen;

@@ -290,7 +290,10 @@ uint8_t *mqtt_wire_subscribe(int version, uint16_t pid, const char *const *filte
             return NULL;
         }
         put_str(&b, filters[i], fl);
-        put_u8(&b, 1); /* QoS 1; v5: No Local 0, Retain As Published 0, Retain Handling 0 */
+        /* QoS 1; v5: No Local 0, Retain As Published 0, Retain Handling 1
+         * (retained messages only for a new subscription: a renewal must not
+         * queue them for the session again) */
+        put_u8(&b, version == MQTT_WIRE_V5 ? 0x11 : 0x01);
     }
     return n > 0 ? frame(0x82, &b, len) : (free(b.p), NULL);
 }
@@ -720,7 +723,7 @@ int mqtt_wire_connect_exchange(int fd, const mqtt_wire_params *p, const char *cl
 }
 
 int mqtt_wire_ensure_session(const mqtt_wire_params *p, const char *client_id,
-                             const char *const *filters, int nfilters, int force_subscribe,
+                             const char *const *filters, int nfilters,
                              mqtt_wire_result *res, char *err, size_t errlen)
 {
     conn c = {-1, now_ms() + (p->timeout_ms > 0 ? p->timeout_ms : 1), "", err, errlen};
@@ -734,8 +737,13 @@ int mqtt_wire_ensure_session(const mqtt_wire_params *p, const char *client_id,
     }
     if (dial(&c, p) != 0) return MQTT_WIRE_TRANSIENT;
     int rc = do_connect(&c, p, client_id, res);
-    if (rc == MQTT_WIRE_OK && (!res->session_present || force_subscribe))
-        rc = do_subscribe(&c, p, filters, nfilters, res);
+    /* Subscribe even when the session exists: it may exist without the
+     * subscription (a process killed between CONNACK and SUBACK, or a client
+     * that used the id for other filters), and a present flag says nothing
+     * about subscriptions.  Re-subscribing replaces a subscription without
+     * touching what the session holds; Receive Maximum 1 (v5) keeps what the
+     * broker pushes before the SUBACK to one message. */
+    if (rc == MQTT_WIRE_OK) rc = do_subscribe(&c, p, filters, nfilters, res);
     if (rc == MQTT_WIRE_OK) do_disconnect(&c);
     close(c.fd);
     return rc;

@@ -7,8 +7,9 @@
  * soon as it reads it, so opening a session that already holds queued
  * messages with paho would take them away from the consumer the session is
  * for.  This client sends CONNECT (clean start 0, session expiry), reads
- * CONNACK's session-present flag, SUBSCRIBEs at QoS 1 when the session is new
- * (or when asked to), waits for SUBACK, sends DISCONNECT and closes.  Any
+ * CONNACK's session-present flag, SUBSCRIBEs at QoS 1 (new session or not: a
+ * session can exist without the subscription, e.g. left by a process killed
+ * between CONNACK and SUBACK), waits for SUBACK, sends DISCONNECT and closes.  Any
  * PUBLISH the broker sends meanwhile is read and dropped WITHOUT a PUBACK (or
  * PUBREC), so the broker keeps it in the session and delivers it again to the
  * next connection with that client id (MQTT v5 4.4, 3.1.1 4.4).
@@ -65,12 +66,13 @@ int mqtt_wire_parse_url(const char *url, char *host, size_t hostlen, char *port,
 
 /**
  * Connect as client_id with a persistent session; subscribe to `filters` at
- * QoS 1 if the session is new or `force_subscribe`; disconnect.  Never sends
+ * QoS 1 (always: a session can exist without its subscription); disconnect.
+ * Never sends
  * PUBACK/PUBREC.  Returns MQTT_WIRE_OK, _TRANSIENT or _REFUSED with a one-line
  * reason in err that names host:port and the client id (never the password).
  */
 int mqtt_wire_ensure_session(const mqtt_wire_params *p, const char *client_id,
-                             const char *const *filters, int nfilters, int force_subscribe,
+                             const char *const *filters, int nfilters,
                              mqtt_wire_result *res, char *err, size_t errlen);
 
 /* ---- the publishing connection of the sink (mqtt_sink.c) ---- */
@@ -129,7 +131,7 @@ int mqtt_wire_varint_decode(const uint8_t *in, size_t len, uint32_t *v, size_t *
 /** CONNECT packet (malloc'd, *len set) or NULL if a field does not fit (err set). */
 uint8_t *mqtt_wire_connect(const mqtt_wire_params *p, const char *client_id, size_t *len,
                            char *err, size_t errlen);
-/** SUBSCRIBE packet at QoS 1 for the filters, packet identifier pid. */
+/** SUBSCRIBE packet at QoS 1 for the filters (v5: Retain Handling 1), packet identifier pid. */
 uint8_t *mqtt_wire_subscribe(int version, uint16_t pid, const char *const *filters, int n,
                              size_t *len);
 /** Parse a CONNACK body: 0 with *present and *code set, -1 if malformed. */

@@ -4,8 +4,8 @@
  *
  * What matters most: the client never acknowledges a PUBLISH (no PUBACK, no
  * PUBREC), whether it arrives before CONNACK's successor, before SUBACK or
- * while disconnecting, and however large it is; it subscribes only when the
- * session is new (or when forced); refusals and timeouts are classified
+ * while disconnecting, and however large it is; it subscribes whether or not
+ * the session exists (a session can exist without its subscription); refusals and timeouts are classified
  * (transient vs refused) with messages naming the broker and the session and
  * never the password.
  */
@@ -72,8 +72,9 @@ static void test_subscribe_bytes(void)
     const char *f[2] = {"a/b", "a/b/+"};
     size_t len;
     uint8_t *pkt = mqtt_wire_subscribe(MQTT_WIRE_V5, 1, f, 2, &len);
-    const uint8_t want[] = {0x82, 17, 0, 1, 0, 0, 3, 'a', '/', 'b', 1,
-                            0, 5, 'a', '/', 'b', '/', '+', 1};
+    /* v5 options 0x11: QoS 1, Retain Handling 1 (retained only for a new subscription) */
+    const uint8_t want[] = {0x82, 17, 0, 1, 0, 0, 3, 'a', '/', 'b', 0x11,
+                            0, 5, 'a', '/', 'b', '/', '+', 0x11};
     CHECK(pkt && len == sizeof want && memcmp(pkt, want, len) == 0);
     free(pkt);
     pkt = mqtt_wire_subscribe(MQTT_WIRE_V311, 7, f, 1, &len);
@@ -300,7 +301,7 @@ static int has_type(const fake *f, int t)
 }
 
 /* Run one exchange against f; returns the outcome, fills res and err. */
-static int exchange(fake *f, int force, int timeout_ms, mqtt_wire_result *res, char *err,
+static int exchange(fake *f, int timeout_ms, mqtt_wire_result *res, char *err,
                     size_t errlen)
 {
     char port[16];
@@ -308,7 +309,7 @@ static int exchange(fake *f, int force, int timeout_ms, mqtt_wire_result *res, c
     snprintf(port, sizeof port, "%d", f->port);
     mqtt_wire_params p = {"127.0.0.1", port, f->version, "user", "s3cret-pw", 30, 600, timeout_ms};
     const char *filters[1] = {"tf.public.mnist_train"};
-    int rc = mqtt_wire_ensure_session(&p, "cid-tributary-t", filters, 1, force, res, err, errlen);
+    int rc = mqtt_wire_ensure_session(&p, "cid-tributary-t", filters, 1, res, err, errlen);
     fake_stop(f);
     return rc;
 }
@@ -321,43 +322,40 @@ static void test_exchanges(int version)
 
     /* new session: subscribe; PUBLISHes before SUBACK are left unacknowledged */
     fake f = {.version = version, .suback_code = 1, .publish_before_suback = 3};
-    CHECK(exchange(&f, 0, 3000, &r, err, sizeof err) == MQTT_WIRE_OK);
+    CHECK(exchange(&f, 3000, &r, err, sizeof err) == MQTT_WIRE_OK);
     CHECK(!r.session_present && r.subscribed && r.granted_qos == 1 && r.publishes_skipped == 3);
     CHECK(f.ntypes == 3 && f.types[0] == 1 && f.types[1] == 8 && f.types[2] == 14);
     CHECK(!has_type(&f, 4) && !has_type(&f, 5) && f.eof);
 
-    /* existing session with a backlog (one PUBLISH of 300 kB): no SUBSCRIBE, no PUBACK */
-    fake g = {.version = version, .present = 1, .publish_after_connack = 3};
-    CHECK(exchange(&g, 0, 3000, &r, err, sizeof err) == MQTT_WIRE_OK);
-    CHECK(r.session_present && !r.subscribed);
-    CHECK(g.ntypes == 2 && g.types[0] == 1 && g.types[1] == 14);
-
-    /* existing session, forced (an earlier attempt may have stopped before SUBACK) */
-    fake h = {.version = version, .present = 1, .suback_code = 1, .publish_after_connack = 2};
-    CHECK(exchange(&h, 1, 3000, &r, err, sizeof err) == MQTT_WIRE_OK);
-    CHECK(r.session_present && r.subscribed && r.publishes_skipped == 2);
-    CHECK(has_type(&h, 8) && !has_type(&h, 4) && !has_type(&h, 5));
+    /* existing session with a backlog (one PUBLISH of 300 kB): subscribed again (the session
+     * may exist without its subscription: a process killed between CONNACK and SUBACK),
+     * the backlog left unacknowledged */
+    fake g = {.version = version, .present = 1, .suback_code = 1, .publish_after_connack = 3};
+    CHECK(exchange(&g, 3000, &r, err, sizeof err) == MQTT_WIRE_OK);
+    CHECK(r.session_present && r.subscribed && r.granted_qos == 1 && r.publishes_skipped == 3);
+    CHECK(g.ntypes == 3 && g.types[0] == 1 && g.types[1] == 8 && g.types[2] == 14);
+    CHECK(!has_type(&g, 4) && !has_type(&g, 5) && g.eof);
 
     /* bad credentials: refused, and the message names the broker, not the password */
     fake i = {.version = version, .connack_code = v5 ? 0x86 : 4};
-    CHECK(exchange(&i, 0, 3000, &r, err, sizeof err) == MQTT_WIRE_REFUSED);
+    CHECK(exchange(&i, 3000, &r, err, sizeof err) == MQTT_WIRE_REFUSED);
     CHECK(strstr(err, "bad user name or password") && strstr(err, "127.0.0.1:") &&
           strstr(err, "cid-tributary-t") && !strstr(err, "s3cret"));
 
     /* server unavailable / busy: transient */
     fake j = {.version = version, .connack_code = v5 ? 0x89 : 3};
-    CHECK(exchange(&j, 0, 3000, &r, err, sizeof err) == MQTT_WIRE_TRANSIENT);
+    CHECK(exchange(&j, 3000, &r, err, sizeof err) == MQTT_WIRE_TRANSIENT);
 
     /* subscription refused: refused, naming the topic */
     fake k = {.version = version, .suback_code = v5 ? 0x87 : 0x80};
-    CHECK(exchange(&k, 0, 3000, &r, err, sizeof err) == MQTT_WIRE_REFUSED);
+    CHECK(exchange(&k, 3000, &r, err, sizeof err) == MQTT_WIRE_REFUSED);
     CHECK(strstr(err, "tf.public.mnist_train") != NULL);
 
     /* a broker that never answers: transient, within the timeout */
     fake l = {.version = version, .silent = 1};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    CHECK(exchange(&l, 0, 300, &r, err, sizeof err) == MQTT_WIRE_TRANSIENT);
+    CHECK(exchange(&l, 300, &r, err, sizeof err) == MQTT_WIRE_TRANSIENT);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     CHECK(strstr(err, "timed out") != NULL);
     CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 2000);
@@ -368,10 +366,10 @@ static void test_v5_only(void)
     mqtt_wire_result r;
     char err[600];
     fake a = {.version = MQTT_WIRE_V5, .send_disconnect = 1}; /* session taken over */
-    CHECK(exchange(&a, 0, 3000, &r, err, sizeof err) == MQTT_WIRE_TRANSIENT);
+    CHECK(exchange(&a, 3000, &r, err, sizeof err) == MQTT_WIRE_TRANSIENT);
     CHECK(strstr(err, "session taken over") != NULL);
     fake b = {.version = MQTT_WIRE_V5, .send_auth = 1};
-    CHECK(exchange(&b, 0, 3000, &r, err, sizeof err) == MQTT_WIRE_REFUSED);
+    CHECK(exchange(&b, 3000, &r, err, sizeof err) == MQTT_WIRE_REFUSED);
     CHECK(strstr(err, "enhanced authentication") != NULL);
 }
 
@@ -391,7 +389,7 @@ static void test_unreachable(void)
     mqtt_wire_params p = {"127.0.0.1", ps, MQTT_WIRE_V5, NULL, NULL, 30, 600, 1000};
     const char *filters[1] = {"t"};
     mqtt_wire_result r;
-    CHECK(mqtt_wire_ensure_session(&p, "c", filters, 1, 0, &r, err, sizeof err) ==
+    CHECK(mqtt_wire_ensure_session(&p, "c", filters, 1, &r, err, sizeof err) ==
           MQTT_WIRE_TRANSIENT);
     CHECK(strstr(err, "cannot connect") != NULL);
 }

@@ -11,6 +11,8 @@
 #  3. a session that already holds a backlog is checked by a new sink process
 #     without taking anything from it (no PUBACK): the reader gets old and new
 #     records exactly once — MQTT v5, and 3.1.1 with the key in the topic;
+#     a session that exists without the subscription (what a sink killed
+#     between CONNACK and SUBACK leaves) is subscribed, so nothing is lost;
 #  4. subscriber_groups: [] creates nothing;
 #  5. a broker requiring a password: with it, sessions are created; with a
 #     wrong one, every record is acked TRIB_ERR with a message naming the
@@ -56,6 +58,14 @@ run publish tf.public.backlog3 300 start=300 $v3
 run consume tf.public.backlog3 600 $v3
 n=$(grep -c "created subscriber session '$cid-tributary-tf.public.backlog" "$T/driver.log")
 [ "$n" = 2 ] || fail "$n sessions created for the two backlog topics, want 2 (one each)"
+for v in 5 311; do  # the session exists, subscribed to something else only
+    timeout 20 mosquitto_sub -V $v -h 127.0.0.1 -p "$MQTT_PORT" -c -i "$cid-tributary-tf.public.nosub$v" \
+        -x 600 -q 1 -t elsewhere -E || fail "mosquitto_sub could not create the session (v$v)"
+done
+run publish tf.public.nosub5 150
+run consume tf.public.nosub5 150              # the sink subscribed the existing session
+run publish tf.public.nosub311 150 $v3
+run consume tf.public.nosub311 150 $v3
 
 # 4. turned off
 run publish tf.public.none 50 subscriber_groups=
