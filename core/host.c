@@ -153,6 +153,7 @@ const trib_host trib_host_table = {
     .metric_set = h_metric_set,
     .instance_name = h_instance_name,
     .bytes_alloc = bytes_alloc,
+    .intern = rec_intern,
 };
 
 /*

@@ -18,6 +18,10 @@ int bytes_set(trib_bytes *b, const void *data, size_t len);
 char *bytes_alloc(trib_bytes *b, size_t len);
 int str_set(char **dst, const char *s);
 int rec_header_add(trib_record *r, const char *name, const void *value, size_t len);
+/** The interned copy of s (trib_host.intern, ABI 1.3); NULL when out of memory. */
+const char *rec_intern(const char *s);
+/** 1 when p points into the interned strings (never freed). */
+int rec_interned(const char *p);
 /** Value of header `name`, NULL if absent. */
 const trib_header *rec_header_get(const trib_record *r, const char *name);
 

@@ -226,6 +226,7 @@ static int load_columns(pg_src *s, pg_table *t)
             rc = TRIB_ERR;
         if (!t->cols[i].name)
             rc = TRIB_ERR;
+        t->cols[i].fname = pg_intern(s, t->cols[i].name);
     }
     t->ncols = (size_t)n;
     PQclear(r);
@@ -275,6 +276,9 @@ int pg_resolve_tables(pg_src *s)
         if (!t->topic)
             return TRIB_ERR;
         snprintf(t->topic, n, "%s.%s.%s", s->topic_prefix, t->schema, t->name);
+        t->ftopic = pg_intern(s, t->topic);
+        t->fschema = pg_intern(s, t->schema);
+        t->fname = pg_intern(s, t->name);
     }
     return TRIB_OK;
 }

@@ -22,6 +22,7 @@
 
 typedef struct pg_col {
     char *name;
+    const char *fname;     /* the name records carry: pg_intern(name) */
     uint32_t type_oid;
     int32_t type_mod;
     int is_key;            /* part of the record key (primary key / identity index) */
@@ -37,6 +38,7 @@ typedef struct pg_table {
     uint32_t oid;
     char replident;        /* pg_class.relreplident */
     char *topic;           /* <topic_prefix>.<schema>.<table> */
+    const char *ftopic, *fschema, *fname; /* pg_intern() of topic, schema, name */
     pg_col *cols;          /* catalog columns in attnum order (generated ones excluded) */
     size_t ncols;
 } pg_table;
@@ -66,6 +68,7 @@ typedef struct pg_src {
     size_t ntables;
     char *conn_desc;       /* conninfo without secrets, for messages */
     char *dbname;
+    const char *fprefix, *fdb; /* pg_intern() of topic_prefix, dbname */
     char *state_path;      /* <state_dir>/<slot>.snapshot (NULL with initial_only) */
 
     PGconn *repl;          /* replication=database connection (never with initial_only) */
@@ -120,6 +123,7 @@ int pg_state_exists(pg_src *s);
 void pg_state_remove(pg_src *s);
 void pg_state_maybe_write(pg_src *s, uint64_t committed);
 trib_record *pg_record_new(pg_src *s, const pg_table *t, char op);
+const char *pg_intern(pg_src *s, const char *str);
 int pg_emit(pg_src *s, trib_record *rec);
 int pg_emit_position(pg_src *s, uint64_t pos);
 int pg_add_value(pg_src *s, trib_row *row, const pg_col *c, trib_val_kind kind, const char *data,

@@ -26,6 +26,17 @@
 #define LOGE(s, ...) (s)->host->log((s)->ctx, TRIB_LOG_ERROR, __VA_ARGS__)
 #define LOGI(s, ...) (s)->host->log((s)->ctx, TRIB_LOG_INFO, __VA_ARGS__)
 
+/*
+ * The engine's shared copy of a name that every record repeats (ABI 1.3):
+ * records then point at it instead of each copying it.  An older engine, or
+ * one out of memory, gets the name itself, which str_set/field_add copy.
+ */
+const char *pg_intern(pg_src *s, const char *str)
+{
+    const char *p = str && s->host->abi_minor >= 3 ? s->host->intern(str) : NULL;
+    return p ? p : str;
+}
+
 trib_record *pg_record_new(pg_src *s, const pg_table *t, char op)
 {
     const trib_host *h = s->host;
@@ -34,9 +45,9 @@ trib_record *pg_record_new(pg_src *s, const pg_table *t, char op)
         return NULL;
     rec->op = op;
     rec->src.txid = -1;
-    if (h->str_set(&rec->topic, t->topic) || h->str_set(&rec->src.name, s->topic_prefix) ||
-        h->str_set(&rec->src.db, s->dbname) || h->str_set(&rec->src.schema, t->schema) ||
-        h->str_set(&rec->src.table, t->name)) {
+    if (h->str_set(&rec->topic, t->ftopic) || h->str_set(&rec->src.name, s->fprefix) ||
+        h->str_set(&rec->src.db, s->fdb) || h->str_set(&rec->src.schema, t->fschema) ||
+        h->str_set(&rec->src.table, t->fname)) {
         h->record_free(rec);
         return NULL;
     }
@@ -61,12 +72,12 @@ int pg_add_value(pg_src *s, trib_row *row, const pg_col *c, trib_val_kind kind, 
         size_t n = 0;
         if (pgt_bytea_hex(data, len, s->bytea_buf, &n, s->errbuf, sizeof s->errbuf) != 0)
             return TRIB_ERR;
-        return s->host->field_add(row, c->name, c->type_oid, c->type_mod, TRIB_VAL_BINARY,
+        return s->host->field_add(row, c->fname, c->type_oid, c->type_mod, TRIB_VAL_BINARY,
                                   s->bytea_buf, n, c->is_key);
     }
     if (kind == TRIB_VAL_NULL || kind == TRIB_VAL_UNCHANGED)
         data = NULL, len = 0;
-    if (s->host->field_add(row, c->name, c->type_oid, c->type_mod, kind, data, len, c->is_key)) {
+    if (s->host->field_add(row, c->fname, c->type_oid, c->type_mod, kind, data, len, c->is_key)) {
         snprintf(s->errbuf, sizeof s->errbuf, "out of memory adding column %s", c->name);
         return TRIB_ERR;
     }

@@ -131,6 +131,7 @@ static int rel_update(pg_src *s, const pgo_msg *m)
         pg_col *c = &r->cols[i];
         if (!(c->name = strdup(m->cols[i].name)))
             return TRIB_ERR;
+        c->fname = pg_intern(s, c->name);
         r->ncols = i + 1u;
         c->type_oid = m->cols[i].type_oid;
         c->type_mod = m->cols[i].type_mod;

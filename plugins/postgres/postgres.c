@@ -282,6 +282,8 @@ static int pg_run(void *inst)
     free(s->dbname);
     if (!(s->dbname = strdup(PQdb(s->sql))))
         return TRIB_ERR;
+    s->fdb = pg_intern(s, s->dbname);
+    s->fprefix = pg_intern(s, s->topic_prefix);
     if (pg_resolve_tables(s) != TRIB_OK)
         return TRIB_ERR;
     if (s->initial_only)

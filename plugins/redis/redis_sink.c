@@ -524,9 +524,12 @@ static int fl_pump(redis_inst *ri, int mode, size_t lag, int timeout_ms)
         }
         if (mode != PUMP_SEND && ms_until(deadline) < left)
             left = ms_until(deadline);
-        struct pollfd p = {ri->sink.c->fd, POLLIN, 0};
-        if (ri->unsent)
-            p.events |= POLLOUT;
+        /* While commands wait to be written, only writability wakes us: Redis
+         * writes a few replies after every read of its own, and waking for each
+         * of those costs both sides CPU.  The replies wait in the socket (at
+         * most two batches' worth, a few tens of KB) and are read in bulk once
+         * the commands are written. */
+        struct pollfd p = {ri->sink.c->fd, ri->unsent ? POLLOUT : POLLIN, 0};
         int pr = poll(&p, 1, (int)left);
         if (pr < 0 && errno != EINTR) {
             fl_lost(ri, strerror(errno));

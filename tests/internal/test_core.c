@@ -1,7 +1,7 @@
 /*
  * test_core.c — unit tests of the core: config loading and errors, typed
- * options, environment substitution, the json converter, the ack window and
- * the small encoders.
+ * options, environment substitution, the json converter, the ack window,
+ * interned strings in records and the small encoders.
  */
 #include "ackq.h"
 #include "cfg.h"
@@ -11,6 +11,8 @@
 #include "util.h"
 #include "tap.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static const trib_option table[] = {
@@ -240,6 +242,78 @@ static void test_encoders(void)
     ok(lsn_parse("16/B374D848", &v) == 0 && v == 0x16B374D848ull, "LSN parse");
 }
 
+/* The permissions of the mapping holding p, from /proc/self/maps ("" if none). */
+static const char *map_perms(const void *p)
+{
+    static char perms[8];
+    perms[0] = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char pm[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, pm) == 3 && (uintptr_t)p >= lo &&
+            (uintptr_t)p < hi) {
+            snprintf(perms, sizeof perms, "%s", pm);
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    return perms;
+}
+
+/* trib_host.intern (ABI 1.3): shared, read-only names that records point at. */
+static void test_intern(void)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "tf.public.%s", "mnist_train");
+    const char *a = rec_intern("tf.public.mnist_train");
+    const char *b = rec_intern(buf);
+    ok(a && a == b && strcmp(a, buf) == 0, "the same string interns to the same pointer");
+    ok(rec_interned(a) && !rec_interned(buf), "interned pointers are recognised");
+    ok(rec_intern(a) == a, "interning an interned pointer returns it");
+    ok(strncmp(map_perms(a), "r-", 2) == 0, "interned strings are read-only");
+    const char *e = rec_intern("");
+    ok(e && *e == 0 && e != a, "the empty string interns");
+    /* enough distinct strings to grow the hash set several times */
+    const char *first[600];
+    int same = 1;
+    for (int i = 0; i < 600; i++) {
+        snprintf(buf, sizeof buf, "column_%d", i);
+        first[i] = rec_intern(buf);
+    }
+    for (int i = 0; i < 600; i++) {
+        snprintf(buf, sizeof buf, "column_%d", i);
+        same &= first[i] && rec_intern(buf) == first[i] && strcmp(first[i], buf) == 0;
+    }
+    ok(same, "600 names: each interns to one pointer, kept across growth");
+    ok(rec_intern("tf.public.mnist_train") == a, "earlier names survive growth");
+
+    /* records share interned strings and copy the others; freeing leaves the shared ones */
+    trib_record *r = rec_new();
+    str_set(&r->topic, a);
+    str_set(&r->src.table, first[1]);
+    str_set(&r->src.schema, "public");
+    row_field_add(&r->after, first[7], TRIB_OID_INT4, -1, TRIB_VAL_TEXT, "1", 1, 1);
+    row_field_add(&r->after, "pixels", TRIB_OID_BYTEA, -1, TRIB_VAL_BINARY, "\0\1", 2, 0);
+    ok(r->topic == a && r->src.table == first[1], "str_set stores an interned pointer");
+    ok(r->src.schema && !rec_interned(r->src.schema), "str_set copies other strings");
+    ok(r->after.fields[0].name == first[7] && !rec_interned(r->after.fields[1].name),
+       "field_add shares an interned name and copies another");
+    trib_record *d = rec_dup(r);
+    ok(d->topic == a && d->after.fields[0].name == first[7] && d->src.schema != r->src.schema,
+       "record_dup shares interned strings, copies the rest");
+    str_set(&d->topic, "elsewhere"); /* replacing an interned string does not free it */
+    is_str(d->topic, "elsewhere", "str_set over an interned string");
+    str_set(&r->src.schema, first[2]);
+    ok(r->src.schema == first[2], "str_set of an interned string over a copy");
+    rec_free(r);
+    rec_free(d);
+    is_str(a, "tf.public.mnist_train", "interned strings outlive the records");
+    is_str(first[7], "column_7", "an interned field name outlives its records");
+}
+
 int main(void)
 {
     test_options();
@@ -248,5 +322,6 @@ int main(void)
     test_convert();
     test_ackq();
     test_encoders();
+    test_intern();
     return done_testing();
 }

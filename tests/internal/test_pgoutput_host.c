@@ -10,13 +10,16 @@
  *   {"op":"c","topic":"..","snap":0,"lsn":N,"txid":N,"before":{..},"after":{..}}
  * values: text as a JSON string, bytea as "\\x<hex>", NULL as null,
  * unchanged TOAST as "__unchanged__"; key columns are listed in "key".
+ * "shared" counts the record's strings that are interned (trib_host.intern,
+ * ABI 1.3): topic, the four source names and the field names.
  * Positions are printed as {"position":N}.
  *
  * Environment: HOST_STATE_DIR (state_dir), HOST_RETRY_EVERY=N (every Nth record
  * is first refused HOST_RETRY_TIMES times with TRIB_RETRY, each after the
  * emit timeout, as a full queue would), HOST_NO_COMMIT=1 (never call
  * commit), HOST_STOP_AFTER=N (stop after N records), HOST_STOP_FILE=PATH
- * (stop when it exists).  SIGINT/SIGTERM stop too.  Exit 0 when run()
+ * (stop when it exists), HOST_ABI_MINOR=N (the host says it is 1.N: 2 for an
+ * engine without intern).  SIGINT/SIGTERM stop too.  Exit 0 when run()
  * returned TRIB_OK, 1 otherwise.
  */
 #include <inttypes.h>
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "testhost.h"
+#include "record.h"
 
 static atomic_int g_signal;
 static atomic_uint_fast64_t g_last_pos, g_records, g_committed_records;
@@ -77,6 +81,17 @@ static void print_row(FILE *o, const char *name, const trib_row *r)
     fputc(']', o);
 }
 
+static int shared_strings(const trib_record *r)
+{
+    int n = rec_interned(r->topic) + rec_interned(r->src.name) + rec_interned(r->src.db) +
+            rec_interned(r->src.schema) + rec_interned(r->src.table);
+    for (size_t i = 0; i < r->before.nfields; i++)
+        n += rec_interned(r->before.fields[i].name);
+    for (size_t i = 0; i < r->after.nfields; i++)
+        n += rec_interned(r->after.fields[i].name);
+    return n;
+}
+
 static int h_emit(trib_ctx *ctx, trib_record *rec, int timeout_ms)
 {
     static _Thread_local long calls, retries;
@@ -94,9 +109,9 @@ static int h_emit(trib_ctx *ctx, trib_record *rec, int timeout_ms)
     pthread_mutex_lock(&g_out);
     fprintf(stdout, "{\"op\":\"%c\",\"topic\":\"%s\",\"snap\":%d,\"lsn\":%" PRIu64
             ",\"commit_lsn\":%" PRIu64 ",\"txid\":%" PRId64 ",\"ts_ms\":%" PRId64
-            ",\"db\":\"%s\",\"name\":\"%s\"",
+            ",\"db\":\"%s\",\"name\":\"%s\",\"shared\":%d",
             rec->op, rec->topic, rec->src.snapshot, rec->src.lsn, rec->src.commit_lsn,
-            rec->src.txid, rec->src.ts_ms, rec->src.db, rec->src.name);
+            rec->src.txid, rec->src.ts_ms, rec->src.db, rec->src.name, shared_strings(rec));
     if (rec->has_before)
         print_row(stdout, "before", &rec->before);
     if (rec->has_after)
@@ -171,6 +186,8 @@ int main(int argc, char **argv)
     g_retry_times = getenv("HOST_RETRY_TIMES") ? atol(getenv("HOST_RETRY_TIMES")) : 1;
     g_stop_after = getenv("HOST_STOP_AFTER") ? atol(getenv("HOST_STOP_AFTER")) : 0;
     g_stop_file = getenv("HOST_STOP_FILE");
+    if (getenv("HOST_ABI_MINOR"))
+        th_host.abi_minor = (uint32_t)atoi(getenv("HOST_ABI_MINOR"));
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 

@@ -11,6 +11,9 @@
 #   4. the walsender is killed in the middle of a large transaction: the
 #      source reconnects, and the replayed transaction's changes that were
 #      already emitted are skipped (every row exactly once)
+#   5. names records repeat (topic, source names, column names) are shared
+#      through trib_host.intern (ABI 1.3), snapshot and streamed alike; with a
+#      host that says ABI 1.2 they are copied, and the records are the same
 . "$TRIB_SRCDIR/tests/lib.sh"
 HOST=$(driver "$TRIB_BUILDDIR/tests/internal/test_pgoutput_host")
 SO=$TRIB_BUILDDIR/plugins/postgres/.libs/postgres.so
@@ -103,5 +106,31 @@ import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
 ids = [int(r["after"]["id"]) for r in recs if r.get("op") == "c"]
 assert ids == list(range(1, 61)), ids
+PY
+# ---- 5. shared names (trib_host.intern), and an older host without it ------------
+run_host "$T/in3.out" "$T/in3.log" slot=bp6 snapshot=always
+wait_count "$T/in3.log" "streaming from slot" 1
+psql_q -c "INSERT INTO bp VALUES (20, 'streamed')" -c "UPDATE bp SET v = 'changed' WHERE id = 20"
+wait_count "$T/in3.out" '"op":"u"' 1
+stop_host "$T/in3.log"
+HOST_ABI_MINOR=2 run_host "$T/in2.out" "$T/in2.log" slot=bp6 snapshot=always
+wait_count "$T/in2.log" "streaming from slot" 1
+psql_q -c "INSERT INTO bp VALUES (21, 'streamed')" -c "UPDATE bp SET v = 'changed' WHERE id = 21"
+wait_count "$T/in2.out" '"op":"u"' 1
+stop_host "$T/in2.log"
+python3 - "$T/in3.out" "$T/in2.out" <<'PY' || fail "shared names"
+import json, sys
+def load(f):
+    return [r for r in map(json.loads, open(f)) if "op" in r]
+new, old = load(sys.argv[1]), load(sys.argv[2])
+for r in new:  # topic, 4 source names, every field name
+    want = 5 + len(r.get("after", {})) + len(r.get("before", {}))
+    assert r["shared"] == want, (r, want)
+assert {r["op"] for r in new} == {"r", "c", "u"}, new
+assert all(r["shared"] == 0 for r in old), old
+strip = lambda r: {k: v for k, v in r.items() if k not in ("shared", "ts_ms", "snap")}
+snap = lambda rs: {r["after"]["id"]: strip(r) for r in rs if r["op"] == "r"}
+a, b = snap(new), snap(old)
+assert all(a[k] == b[k] for k in a if k != "20"), (a, b)
 PY
 log "ok"

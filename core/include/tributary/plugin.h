@@ -18,7 +18,8 @@
  *
  * Memory: records (trib_record) are allocated and freed only through the host
  * (record_new / record_free / the setters below); every string and buffer
- * inside a record is owned by the record.
+ * inside a record is owned by the record, except strings from
+ * trib_host.intern, which are shared and read-only.
  */
 #ifndef TRIBUTARY_PLUGIN_H
 #define TRIBUTARY_PLUGIN_H
@@ -32,7 +33,7 @@ extern "C" {
 #endif
 
 #define TRIB_ABI_MAJOR 1
-#define TRIB_ABI_MINOR 2
+#define TRIB_ABI_MINOR 3
 
 /** Name of the descriptor symbol every plugin exports. */
 #define TRIB_PLUGIN_SYMBOL "tributary_plugin"
@@ -284,6 +285,19 @@ typedef struct trib_host {
      * caller may lower b->len afterwards; it then writes data[b->len] = 0.
      */
     char *(*bytes_alloc)(trib_bytes *b, size_t len);
+
+    /* -- since ABI 1.3: check abi_minor >= 3 before calling -- */
+    /**
+     * The engine's shared, read-only copy of `s`, kept until the process
+     * exits: the same pointer for the same string.  str_set and field_add
+     * (its name) store such a pointer as is instead of copying it, and
+     * freeing the record leaves it alone.  For the names a source repeats in
+     * every record (topic, schema, table, column names), interned once when
+     * they are learnt; never for per-record data, which would only grow the
+     * table.  NULL when out of memory (copy as before).  A record's strings
+     * may thus be shared: replace them with str_set, never write into them.
+     */
+    const char *(*intern)(const char *s);
 } trib_host;
 
 /* ------------------------------------------------------------------ */
