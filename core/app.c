@@ -23,7 +23,7 @@ static const trib_option engine_options[] = {
      "directory for durable state (snapshot markers)", 0},
     {"log_level", TRIB_OPT_ENUM, "info", 0, "error|warn|info|debug|trace", "log verbosity", 0},
     {"log_format", TRIB_OPT_ENUM, "text", 0, "text|json", "log line format", 0},
-    {"queue_size", TRIB_OPT_INT, "8192", 0, NULL, "records buffered between source and sink", 0},
+    {"queue_size", TRIB_OPT_INT, "1024", 0, NULL, "records buffered between source and sink", 0},
     {"batch_size", TRIB_OPT_INT, "512", 0, NULL, "records handed to the sink at once", 0},
     {"shutdown_timeout_ms", TRIB_OPT_INT, "10000", 0, NULL,
      "how long a stop waits for in-flight records to be acknowledged", 0},
