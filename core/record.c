@@ -50,8 +50,11 @@ static uint64_t str_hash(const char *s, size_t len)
 static size_t iset_find(const char *base, const char *s, size_t len, uint64_t h)
 {
     size_t i = (size_t)h & (iset_cap - 1);
-    while (iset[i] && !(strlen(base + iset[i] - 1) == len && memcmp(base + iset[i] - 1, s, len) == 0))
-        i = (i + 1) & (iset_cap - 1);
+    for (; iset[i]; i = (i + 1) & (iset_cap - 1)) {
+        const char *e = base + iset[i] - 1;
+        if (strlen(e) == len && memcmp(e, s, len) == 0)
+            break;
+    }
     return i;
 }
 
