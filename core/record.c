@@ -3,8 +3,8 @@
  * in a record is owned by the record and freed with it, except interned
  * strings (rec_intern): names a source repeats in every record (topic, table,
  * column names), kept once for the life of the process and shared by
- * pointer, which saves a source about eight allocations a record and the
- * sink thread as many frees.
+ * pointer, which saves the Postgres source seven of the thirteen
+ * allocations of an MNIST snapshot row, and the sink thread as many frees.
  */
 #include "record.h"
 #include "util.h"

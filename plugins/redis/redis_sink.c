@@ -8,9 +8,9 @@
  * for the snapshot's last row) and the record's headers.
  *
  * send() formats the batch's XADDs as RESP (a bounded window ahead of the
- * socket) and writes them without blocking, reading replies as they come;
- * it returns once the whole batch is written and the replies of earlier
- * batches are read.  The replies of its own batch are read by the next
+ * socket) and writes them without blocking; the replies are read in bulk
+ * once the commands are written (see fl_pump).  It returns once the whole
+ * batch is written and the replies of earlier batches are read.  The replies of its own batch are read by the next
  * send(), so Redis always has commands queued while the engine prepares the
  * next batch, or, when the engine has nothing else to send, by drain()
  * (ABI 1.2), and at shutdown by flush().  At most two batches are in flight.
