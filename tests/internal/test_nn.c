@@ -18,6 +18,12 @@
 
 static char tmpdir[] = "/tmp/test_nn.XXXXXX";
 
+/* TEST_NN_SCALE=N (tests/valgrind.sh sets 5) divides the training sets by N:
+ * under memcheck the same code paths run in a fifth of the time.  The
+ * accuracy floors below are for the full sets; a scaled run checks a lower
+ * floor, still far above chance (0.10). */
+static int scale = 1;
+
 static void test_rng(void)
 {
     nn_rng a, b;
@@ -166,17 +172,18 @@ static double train_eval(const nn_data *tr, const nn_data *te, int epochs, uint6
 static void test_synthetic_training(void)
 {
     nn_data tr, te;
-    make_synthetic(&tr, 3000, 1);
-    make_synthetic(&te, 1000, 2);
+    make_synthetic(&tr, 3000 / (size_t)scale, 1);
+    make_synthetic(&te, 1000 / (size_t)scale, 2);
+    double floor = scale == 1 ? 0.95 : 0.80;
     uint32_t c1, c2, c3;
     double acc = train_eval(&tr, &te, 2, 9, NN_BACKEND_AUTO, &c1);
-    CHECKF(acc >= 0.95, "synthetic accuracy %.4f", acc);
+    CHECKF(acc >= floor, "synthetic accuracy %.4f", acc);
     double acc2 = train_eval(&tr, &te, 2, 9, NN_BACKEND_AUTO, &c2);
     CHECKF(acc2 == acc && c1 == c2, "same seed, different result: %.4f/%.4f", acc, acc2);
     train_eval(&tr, &te, 1, 10, NN_BACKEND_AUTO, &c3);
     CHECK(c3 != c1);
     double acco = train_eval(&tr, &te, 2, 9, NN_BACKEND_OWN, NULL);
-    CHECKF(acco >= 0.95, "synthetic accuracy (own kernels) %.4f", acco);
+    CHECKF(acco >= floor, "synthetic accuracy (own kernels) %.4f", acco);
     nn_data_free(&tr);
     nn_data_free(&te);
 }
@@ -248,12 +255,15 @@ static void test_fashion_slice(void)
     }
     nn_data tr, te;
     /* the image files were cut: the header still says 60000, so read with a limit */
-    int rc = load_idx(&tr, tmpdir, "train", 6000) | load_idx(&te, tmpdir, "t10k", 2000);
+    size_t ntr = 6000 / (size_t)scale, nte = 2000 / (size_t)scale;
+    int rc = load_idx(&tr, tmpdir, "train", ntr) | load_idx(&te, tmpdir, "t10k", nte);
     CHECK(rc == 0);
     if (rc == 0) {
         double acc = train_eval(&tr, &te, 3, 1, NN_BACKEND_AUTO, NULL);
-        printf("fashion-mnist slice (6000 train, 2000 test, 3 epochs): accuracy %.4f\n", acc);
-        CHECKF(acc >= 0.78, "fashion slice accuracy %.4f", acc);
+        printf("fashion-mnist slice (%zu train, %zu test, 3 epochs): accuracy %.4f\n", ntr, nte,
+               acc);
+        double floor = scale == 1 ? 0.78 : 0.60;
+        CHECKF(acc >= floor, "fashion slice accuracy %.4f", acc);
     }
     nn_data_free(&tr);
     nn_data_free(&te);
@@ -361,6 +371,9 @@ static void test_model_io(void)
 
 int main(void)
 {
+    const char *sc = getenv("TEST_NN_SCALE");
+    if (sc && atoi(sc) >= 1 && atoi(sc) <= 20)
+        scale = atoi(sc);
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
