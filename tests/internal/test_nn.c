@@ -174,16 +174,16 @@ static void test_synthetic_training(void)
     nn_data tr, te;
     make_synthetic(&tr, 3000 / (size_t)scale, 1);
     make_synthetic(&te, 1000 / (size_t)scale, 2);
-    double floor = scale == 1 ? 0.95 : 0.80;
+    double min_acc = scale == 1 ? 0.95 : 0.80;
     uint32_t c1, c2, c3;
     double acc = train_eval(&tr, &te, 2, 9, NN_BACKEND_AUTO, &c1);
-    CHECKF(acc >= floor, "synthetic accuracy %.4f", acc);
+    CHECKF(acc >= min_acc, "synthetic accuracy %.4f", acc);
     double acc2 = train_eval(&tr, &te, 2, 9, NN_BACKEND_AUTO, &c2);
     CHECKF(acc2 == acc && c1 == c2, "same seed, different result: %.4f/%.4f", acc, acc2);
     train_eval(&tr, &te, 1, 10, NN_BACKEND_AUTO, &c3);
     CHECK(c3 != c1);
     double acco = train_eval(&tr, &te, 2, 9, NN_BACKEND_OWN, NULL);
-    CHECKF(acco >= floor, "synthetic accuracy (own kernels) %.4f", acco);
+    CHECKF(acco >= min_acc, "synthetic accuracy (own kernels) %.4f", acco);
     nn_data_free(&tr);
     nn_data_free(&te);
 }
@@ -262,8 +262,8 @@ static void test_fashion_slice(void)
         double acc = train_eval(&tr, &te, 3, 1, NN_BACKEND_AUTO, NULL);
         printf("fashion-mnist slice (%zu train, %zu test, 3 epochs): accuracy %.4f\n", ntr, nte,
                acc);
-        double floor = scale == 1 ? 0.78 : 0.60;
-        CHECKF(acc >= floor, "fashion slice accuracy %.4f", acc);
+        double min_acc = scale == 1 ? 0.78 : 0.60;
+        CHECKF(acc >= min_acc, "fashion slice accuracy %.4f", acc);
     }
     nn_data_free(&tr);
     nn_data_free(&te);
