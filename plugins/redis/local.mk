@@ -10,10 +10,12 @@ plugins_redis_redis_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -pthread
 plugins_redis_redis_la_LIBADD = $(HIREDIS_LIBS)
 plugins_redis_redis_la_LDFLAGS = $(TRIB_MODULE_FLAGS)
 
-# URL parsing: a pure unit test.
+# URL and INFO parsing: a unit test without a server.
 check_PROGRAMS += tests/internal/test_redis_url
-tests_internal_test_redis_url_SOURCES = tests/internal/test_redis_url.c plugins/redis/redis_url.c
+tests_internal_test_redis_url_SOURCES = tests/internal/test_redis_url.c plugins/redis/redis_url.c \
+	plugins/redis/redis_conn.c
 tests_internal_test_redis_url_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -I$(top_srcdir)/plugins/redis
+tests_internal_test_redis_url_LDADD = $(HIREDIS_LIBS)
 TESTS += tests/internal/test_redis_url
 
 # A driver that loads the built plugin into the shared test host

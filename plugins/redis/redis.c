@@ -22,6 +22,10 @@ static const trib_option redis_options[] = {
      "password for AUTH (overrides one given in the url)", 1},
     {"maxlen", TRIB_OPT_INT, "0", 0, NULL,
      "trim each stream to about this many entries (XADD MAXLEN ~ N); 0 = never trim", 0},
+    {"confirm", TRIB_OPT_ENUM, "batch", 0, "batch|each",
+     "batch: a batch's XADDs are sent with replies off and confirmed together by Redis' error "
+     "counter (falls back to each when the server cannot); each: a reply per XADD",
+     0},
     {"connect_timeout_ms", TRIB_OPT_INT, "5000", 0, NULL, "timeout for connecting to Redis", 0},
     {"command_timeout_ms", TRIB_OPT_INT, "10000", 0, NULL,
      "timeout for one command's reply (socket timeout)", 0},
@@ -94,6 +98,7 @@ static void redis_destroy(void *inst)
     redis_conn_close(&ri->sink);
     free(ri->wbuf);
     free(ri->segs);
+    free(ri->units);
     redis_url_free(&ri->cfg.url);
     free(ri->group_id);
     free(ri->consumer_name);
@@ -130,6 +135,9 @@ static int redis_create(trib_ctx *ctx, const trib_host *host, const trib_opts *o
         return TRIB_ERR;
     }
     redis_conn_init(&ri->sink, &ri->cfg, ctx, host);
+    const char *confirm = host->opt_str(opts, "confirm");
+    ri->confirm_each = confirm && strcmp(confirm, "each") == 0;
+    ri->sink.probe_quiet = !ri->confirm_each;
     *inst = ri;
     return TRIB_OK;
 }

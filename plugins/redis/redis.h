@@ -56,6 +56,9 @@ typedef struct redis_conn {
     int down;        /**< 1 after a failure was logged, until reconnected */
     uint64_t down_since_ms;
     uint64_t retry_at_ms; /**< redis_conn_try: no new attempt before this */
+    int probe_quiet; /**< sink: ask at connect whether batches can be confirmed quietly */
+    int quiet_ok;    /**< ... this connection answered CLIENT REPLY ON and INFO stats has
+                          total_error_replies */
 } redis_conn;
 
 void redis_conn_init(redis_conn *rc, const redis_cfg *cfg, trib_ctx *ctx, const trib_host *host);
@@ -84,6 +87,8 @@ int redis_conn_backoff_next(redis_conn *rc);
 int redis_conn_pause(redis_conn *rc, int ms);
 /** Set the socket read/write timeout (ms) if it differs from the current one. */
 void redis_conn_timeout(redis_conn *rc, int ms);
+/** The integer value of `name:` in an INFO reply, or -1 when absent or malformed. */
+long long redis_info_field(const char *s, size_t len, const char *name);
 /** 1 for error replies worth retrying (LOADING, BUSY, TRYAGAIN, ...). */
 int redis_reply_transient(const redisReply *r);
 /** Milliseconds from a monotonic clock. */
@@ -116,6 +121,17 @@ typedef struct redis_inst {
     int retry_pause;      /**< a transient error reply: back off before resending */
     uint64_t resend_at_ms; /**< ... until then (0: not yet set) */
     uint64_t idle_since;  /**< last progress while replies were awaited */
+    /* sink: how the formatted records are confirmed, oldest first (a ring):
+       each unit is a run of records with a reply per XADD, or a quiet group
+       (CLIENT REPLY OFF ... ON, confirmed by INFO stats; see redis_sink.c) */
+    struct redis_unit *units;
+    size_t u_cap, u_head, u_len;
+    int u_step;           /**< replies read of the oldest quiet group */
+    int chain;            /**< the last unit formatted is a quiet group (its INFO is the
+                               next group's starting point) */
+    long long err_base;   /**< Redis' total_error_replies before the group being confirmed */
+    int confirm_each;     /**< option confirm: each */
+    int quiet_off;        /**< quiet groups were given up on (an error during one) */
 } redis_inst;
 
 /* ---- redis_sink.c --------------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include "redis.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -102,6 +103,47 @@ static int handshake_cmd(redis_conn *rc, int argc, const char **argv, const char
     return ret;
 }
 
+long long redis_info_field(const char *s, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i + n < len; i++) {
+        if ((i == 0 || s[i - 1] == '\n') && memcmp(s + i, name, n) == 0 && s[i + n] == ':') {
+            long long v = 0;
+            size_t j = i + n + 1, d0 = j;
+            while (j < len && s[j] >= '0' && s[j] <= '9' && v < LLONG_MAX / 10)
+                v = v * 10 + (s[j++] - '0');
+            return j > d0 && (j == len || s[j] == '\r' || s[j] == '\n') ? v : -1;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Can this server confirm a batch quietly?  It must take CLIENT REPLY (some
+ * proxies and look-alikes do not) and report total_error_replies in INFO
+ * stats (Redis 6.2 on).  One round trip; a "no" is not an error.
+ */
+static int probe_quiet(redis_conn *rc, char *err, size_t errlen)
+{
+    void *on = NULL, *info = NULL;
+    rc->quiet_ok = 0;
+    if (redisAppendCommand(rc->c, "CLIENT REPLY ON") != REDIS_OK ||
+        redisAppendCommand(rc->c, "INFO stats") != REDIS_OK ||
+        redisGetReply(rc->c, &on) != REDIS_OK || redisGetReply(rc->c, &info) != REDIS_OK) {
+        if (on)
+            freeReplyObject(on);
+        snprintf(err, errlen, "CLIENT REPLY and INFO to %s: %s", rc->cfg->where,
+                 rc->c->errstr[0] ? rc->c->errstr : "I/O error");
+        return TRIB_RETRY;
+    }
+    const redisReply *o = on, *i = info;
+    rc->quiet_ok = o->type == REDIS_REPLY_STATUS && i->type == REDIS_REPLY_STRING &&
+                   redis_info_field(i->str, i->len, "total_error_replies") >= 0;
+    freeReplyObject(on);
+    freeReplyObject(info);
+    return TRIB_OK;
+}
+
 static int handshake(redis_conn *rc, char *err, size_t errlen)
 {
     const redis_url *u = &rc->cfg->url;
@@ -120,6 +162,8 @@ static int handshake(redis_conn *rc, char *err, size_t errlen)
         const char *argv[1] = {"PING"};
         ret = handshake_cmd(rc, 1, argv, "PING", err, errlen);
     }
+    if (ret == TRIB_OK && rc->probe_quiet)
+        ret = probe_quiet(rc, err, errlen);
     return ret;
 }
 

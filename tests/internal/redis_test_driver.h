@@ -53,7 +53,9 @@ redisReply *vcmd(redisContext *c, const char *fmt, ...);
 
 int scen_sink_basic(void);
 int scen_sink_maxlen(void);
-int scen_sink_error(void);
+int scen_sink_error(int argc, char **argv);
+int scen_sink_quiet(int argc, char **argv);
+int scen_sink_foreign(void);
 int scen_sink_lag(void);
 int scen_sink_busy(void);
 int scen_sink_live(int argc, char **argv);

@@ -127,7 +127,11 @@ int main(int argc, char **argv)
     if (strcmp(s, "sink-maxlen") == 0)
         return scen_sink_maxlen();
     if (strcmp(s, "sink-error") == 0)
-        return scen_sink_error();
+        return scen_sink_error(argc - 3, argv + 3);
+    if (strcmp(s, "sink-quiet") == 0)
+        return scen_sink_quiet(argc - 3, argv + 3);
+    if (strcmp(s, "sink-foreign") == 0)
+        return scen_sink_foreign();
     if (strcmp(s, "sink-busy") == 0)
         return scen_sink_busy();
     if (strcmp(s, "sink-lag") == 0)

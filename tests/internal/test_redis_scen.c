@@ -114,11 +114,19 @@ int scen_sink_maxlen(void)
     return 0;
 }
 
-int scen_sink_error(void)
+/* A record to a key that is not a stream fails with WRONGTYPE; the others of
+ * its batch are delivered.  confirm: each (the argument "each") gives a
+ * reply per XADD: nothing is duplicated.  In the default confirm: batch, the
+ * error leaves its quiet group unconfirmed: the group is sent again with a
+ * reply each, so the records that landed may be there twice, and the sink
+ * stays with a reply per XADD (the second WRONGTYPE is exact). */
+int scen_sink_error(int argc, char **argv)
 {
+    int each = argc > 0 && strcmp(argv[0], "each") == 0;
     drv d;
-    drv_create(&d, URL, NULL);
+    drv_create(&d, URL, "confirm", each ? "each" : "batch", NULL);
     redisContext *c = verify_conn();
+    freeReplyObject(vcmd(c, "DEL t.ok"));
     freeReplyObject(vcmd(c, "SET t.notstream x"));
     trib_record *recs[4] = {
         rec_make("t.ok", "a", 1, "1", 1, 'c', 1, 0), rec_make("t.notstream", "b", 1, "2", 1, 'c', 2, 1),
@@ -136,17 +144,190 @@ int scen_sink_error(void)
     CHECK(acked_once(&d, 4, TRIB_ERR), "no-topic record: %d", th_ack_status(d.ctx, 4));
     CHECK(strstr(th_last_error(d.ctx), "no topic") != NULL, "no-topic message: %s",
           th_last_error(d.ctx));
-    redisReply *r = vcmd(c, "XLEN t.ok");
-    CHECK(r->integer == 2, "XLEN t.ok %lld", r->integer);
+    redisReply *r = vcmd(c, "XRANGE t.ok - +");
+    int a = 0, cc = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *k = entry_field(r->element[i]->element[1], "key");
+        a += k && strcmp(k->str, "a") == 0;
+        cc += k && strcmp(k->str, "c") == 0;
+    }
+    if (each)
+        CHECK(r->elements == 2 && a == 1 && cc == 1, "t.ok: %zu entries, a %d, c %d",
+              r->elements, a, cc);
+    else
+        CHECK(a >= 1 && cc >= 1 && a + cc == (int)r->elements, "t.ok: %zu entries, a %d, c %d",
+              r->elements, a, cc);
+    CHECK(each != th_log_contains(d.ctx, "could not be confirmed"),
+          "the unconfirmed quiet group is logged (only in confirm: batch)");
+    size_t first = r->elements;
     freeReplyObject(r);
     /* the WRONGTYPE message names the stream */
-    trib_record *one = rec_make("t.notstream", "b", 1, "2", 1, 'c', 2, 5);
-    P->sink->send(d.inst, &one, 1);
+    trib_record *two[2] = {rec_make("t.ok", "e", 1, "5", 1, 'c', 5, 5),
+                           rec_make("t.notstream", "b", 1, "2", 1, 'c', 2, 6)};
+    P->sink->send(d.inst, two, 2);
     CHECK(P->sink->flush(d.inst, 1000) == TRIB_OK, "flush");
-    CHECK(acked_once(&d, 5, TRIB_ERR), "WRONGTYPE record: %d", th_ack_status(d.ctx, 5));
+    CHECK(acked_once(&d, 5, TRIB_OK), "record 5: %d", th_ack_status(d.ctx, 5));
+    CHECK(acked_once(&d, 6, TRIB_ERR), "WRONGTYPE record: %d", th_ack_status(d.ctx, 6));
     CHECK(strstr(th_last_error(d.ctx), "t.notstream") && strstr(th_last_error(d.ctx), "WRONGTYPE"),
           "error message: %s", th_last_error(d.ctx));
-    printf("sink-error: %s\n", th_last_error(d.ctx));
+    r = vcmd(c, "XLEN t.ok");
+    CHECK(r->integer == (long long)first + 1, "XLEN t.ok %lld after %zu: the second error is "
+          "exact", r->integer, first);
+    freeReplyObject(r);
+    printf("sink-error (confirm: %s): %zu entries for 2 records; %s\n", each ? "each" : "batch",
+           first, th_last_error(d.ctx));
+    redisFree(c);
+    drv_destroy(&d);
+    return 0;
+}
+
+/* `field` of command `cmd` in INFO commandstats ("client|reply", "calls"); 0 when absent. */
+static long long cmdstat(redisContext *c, const char *cmd, const char *field)
+{
+    redisReply *r = vcmd(c, "INFO commandstats");
+    char pat[96];
+    snprintf(pat, sizeof pat, "cmdstat_%s:", cmd);
+    long long v = 0;
+    const char *l = strstr(r->str, pat);
+    if (l) {
+        const char *eol = strchr(l, '\r');
+        snprintf(pat, sizeof pat, "%s=", field);
+        const char *f = strstr(l, pat);
+        if (f && (!eol || f < eol))
+            v = atoll(f + strlen(pat));
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+/* Send N records to `topic` in batches; each is acked once, OK, and the
+ * stream holds each exactly once, in order. */
+static void quiet_round(drv *d, redisContext *c, const char *topic, int n, int seq0)
+{
+    char key[32], val[VALUE_LEN];
+    trib_record **recs = calloc((size_t)n, sizeof *recs);
+    for (int i = 0; i < n; i++) {
+        size_t kl = key_of(i, key);
+        value_of(i, val);
+        recs[i] = rec_make(topic, key, kl, val, VALUE_LEN, 'c', (uint64_t)i + 1,
+                           (uint64_t)(seq0 + i));
+    }
+    send_all(d, recs, (size_t)n, 250);
+    free(recs);
+    for (int i = 0; i < n; i++)
+        CHECK(acked_once(d, (uint64_t)(seq0 + i), TRIB_OK), "%s: record %d", topic, i);
+    redisReply *x = vcmd(c, "XRANGE %s - +", topic);
+    CHECK(x->elements == (size_t)n, "%s: %zu entries for %d records", topic, x->elements, n);
+    for (int i = 0; i < n; i++) {
+        const redisReply *k = entry_field(x->element[i]->element[1], "key");
+        size_t kl = key_of(i, key);
+        CHECK(k && k->len == kl && memcmp(k->str, key, kl) == 0, "%s: entry %d", topic, i);
+    }
+    freeReplyObject(x);
+}
+
+/*
+ * sink-quiet NOCLIENT_URL: how XADDs are confirmed.  confirm: batch (the
+ * default) sends them with replies off, in groups confirmed by CLIENT REPLY
+ * ON + INFO stats; confirm: each never touches CLIENT REPLY; a user whose
+ * ACL forbids CLIENT (NOCLIENT_URL) gets a reply per XADD.  Each way every
+ * record lands exactly once.
+ */
+int scen_sink_quiet(int argc, char **argv)
+{
+    CHECK(argc >= 1, "sink-quiet NOCLIENT_URL");
+    enum { N = 1000 };
+    redisContext *c = verify_conn();
+    drv d;
+    freeReplyObject(vcmd(c, "CONFIG RESETSTAT"));
+    drv_create(&d, URL, NULL);
+    quiet_round(&d, c, "t.quiet", N, 0);
+    long long on = cmdstat(c, "client|reply", "calls"), xadds = cmdstat(c, "xadd", "calls");
+    CHECK(xadds == N, "XADD calls %lld", xadds);
+    /* OFF and ON per group, plus the probe at connect: groups of up to 1024 */
+    CHECK(on >= 3 && on <= 1 + 2 * (N / 250 + 1), "CLIENT REPLY calls %lld", on);
+    CHECK(!th_log_contains(d.ctx, "could not be confirmed"), "a group went unconfirmed");
+    drv_destroy(&d);
+    printf("sink-quiet: confirm batch: %d XADDs, %lld CLIENT REPLY calls\n", N, on);
+
+    freeReplyObject(vcmd(c, "CONFIG RESETSTAT"));
+    drv_create(&d, URL, "confirm", "each", NULL);
+    quiet_round(&d, c, "t.each", N, 0);
+    CHECK(cmdstat(c, "client|reply", "calls") == 0, "confirm: each sent CLIENT REPLY");
+    drv_destroy(&d);
+
+    freeReplyObject(vcmd(c, "CONFIG RESETSTAT"));
+    drv_create(&d, argv[0], NULL);
+    quiet_round(&d, c, "t.noclient", N, 0);
+    CHECK(cmdstat(c, "client|reply", "calls") == 0, "CLIENT REPLY ran for a user without it");
+    CHECK(cmdstat(c, "client|reply", "rejected_calls") == 1, "the probe was not refused once");
+    CHECK(!th_log_contains(d.ctx, "could not be confirmed"), "a group went unconfirmed");
+    drv_destroy(&d);
+    redisFree(c);
+    printf("sink-quiet: confirm each, and a user without CLIENT: a reply per XADD\n");
+    return 0;
+}
+
+static volatile int foreign_run;
+
+static void *foreign_errors(void *p)
+{
+    (void)p;
+    redisContext *c = verify_conn();
+    freeReplyObject(vcmd(c, "SET t.foreign.str x"));
+    while (foreign_run) { /* ERR value is not an integer */
+        freeReplyObject(vcmd(c, "INCR t.foreign.str"));
+        usleep(2000);
+    }
+    redisFree(c);
+    return NULL;
+}
+
+/*
+ * Another client's error replies while quiet groups are in flight: Redis'
+ * error counter moves, so a group cannot be confirmed; it is sent again with
+ * a reply per XADD.  Every record is acked once, every key lands (in order of
+ * first appearance; entries of the unconfirmed group may be duplicated).
+ */
+int scen_sink_foreign(void)
+{
+    enum { N = 4000, B = 200 };
+    drv d;
+    drv_create(&d, URL, NULL);
+    pthread_t t;
+    foreign_run = 1;
+    pthread_create(&t, NULL, foreign_errors, NULL);
+    char key[32];
+    trib_record *recs[B];
+    for (int base = 0; base < N; base += B) {
+        for (int i = 0; i < B; i++) {
+            size_t kl = key_of(base + i, key);
+            recs[i] = rec_make("t.foreign", key, kl, "v", 1, 'c', (uint64_t)(base + i + 1),
+                               (uint64_t)(base + i));
+        }
+        CHECK(P->sink->send(d.inst, recs, B) == TRIB_OK, "send");
+        usleep(1000);
+    }
+    CHECK(P->sink->flush(d.inst, 5000) == TRIB_OK, "flush");
+    foreign_run = 0;
+    pthread_join(t, NULL);
+    for (int i = 0; i < N; i++)
+        CHECK(acked_once(&d, (uint64_t)i, TRIB_OK), "record %d: %d acks, status %d", i,
+              th_ack_times(d.ctx, (uint64_t)i), th_ack_status(d.ctx, (uint64_t)i));
+    CHECK(th_log_contains(d.ctx, "could not be confirmed"), "no group went unconfirmed");
+    redisContext *c = verify_conn();
+    redisReply *x = vcmd(c, "XRANGE t.foreign - +");
+    int next = 0;
+    for (size_t e = 0; e < x->elements; e++) {
+        const redisReply *k = entry_field(x->element[e]->element[1], "key");
+        size_t kl = key_of(next, key);
+        if (next < N && k && k->len == kl && memcmp(k->str, key, kl) == 0)
+            next++; /* the first appearance of the next key */
+    }
+    CHECK(next == N, "keys in order of first appearance: only the first %d of %d", next, N);
+    printf("sink-foreign: %d records acked once; %zu entries (%zu duplicated)\n", N,
+           x->elements, x->elements - N);
+    freeReplyObject(x);
     redisFree(c);
     drv_destroy(&d);
     return 0;

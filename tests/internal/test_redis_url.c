@@ -2,7 +2,7 @@
  * tests/internal/test_redis_url.c — unit test of the redis plugin's URL
  * parser: defaults, users and passwords (percent-encoded), IPv6, databases,
  * rejected forms, and that neither errors nor the redacted form leak the
- * password.
+ * password; and redis_info_field, which reads INFO replies.
  */
 #include "redis.h"
 
@@ -83,6 +83,28 @@ int main(void)
     bad("redis://:hunter2%zz@h", "percent");
     bad("redis://:hunter2@h?timeout=1", "query");
     bad("redis://:hunter2@[::1", "'['");
+
+    /* redis_info_field: INFO's "name:value" lines */
+    const char info[] = "# Stats\r\ntotal_connections_received:7\r\nunexpected_error_replies:3\r\n"
+                        "total_error_replies:42\r\nbad:x\r\nbig:99999999999999999999\r\nlast:5";
+    struct {
+        const char *name;
+        long long want;
+    } fields[] = {{"total_error_replies", 42}, {"error_replies", -1}, {"unexpected_error_replies", 3},
+                  {"total_connections_received", 7}, {"bad", -1}, {"big", -1}, {"last", 5},
+                  {"# Stats", -1}, {"missing", -1}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        long long got = redis_info_field(info, sizeof info - 1, fields[i].name);
+        if (got != fields[i].want) {
+            fprintf(stderr, "FAIL: info field %s: %lld, want %lld\n", fields[i].name, got,
+                    fields[i].want);
+            failures++;
+        }
+    }
+    if (redis_info_field(info, 30, "total_error_replies") != -1) { /* cut before the line */
+        fprintf(stderr, "FAIL: info field past the length\n");
+        failures++;
+    }
 
     if (failures)
         fprintf(stderr, "%d failures\n", failures);

@@ -34,7 +34,13 @@ print("interop: redis-cli sees 300 byte-exact entries")
 PY
 
 drv sink-maxlen "$REDIS_URL"
+drv sink-error "$REDIS_URL" each
 drv sink-error "$REDIS_URL"
+# quiet groups (confirm: batch): in use by default, not with confirm: each nor
+# for a user whose ACL forbids CLIENT; another client's errors meanwhile
+rcli ACL SETUSER noclient on '>nc-secret' '~*' '&*' +@all -client >/dev/null
+drv sink-quiet "$REDIS_URL" "redis://noclient:nc-secret@127.0.0.1:$REDIS_PORT/0"
+drv sink-foreign "$REDIS_URL"
 drv sink-lag "$REDIS_URL" >"$T/lag.out"; cat "$T/lag.out"
 grep -q "sink-lag: 2000 records" "$T/lag.out" || fail "sink-lag: $(cat "$T/lag.out")"
 drv produce "$REDIS_URL"
