@@ -10,7 +10,8 @@
 #
 # Usage: [PAIRS=12] [ROWS=60000] bench/redis_cpu.sh [VARIANT...]
 #   VARIANT: `tributary`, or `tributary:key=value,key=value` with top-level
-#   config keys (queue_size=1024,thread_nice=0); default: tributary.
+#   config keys (queue_size=1024,thread_nice=0) or sink options
+#   (sink.confirm=each); default: tributary.
 # Run from a built tree.  Not part of `make check`.
 #
 # The point of the server column: both sides make redis-server store the
@@ -52,7 +53,7 @@ server_ticks() { awk '{ print $14 + $15 }' "/proc/$REDIS_PID/stat"; }
 tick_ms=$((1000 / $(getconf CLK_TCK)))
 n=0
 run_one() { # run_one VARIANT: one line "VARIANT wall client server"
-    local v=$1 stream extra c0 c1 w u s
+    local v=$1 stream extra sinkopts c0 c1 w u s
     n=$((n + 1))
     c0=$(server_ticks)
     if [ "$v" = redis-cli ]; then
@@ -65,7 +66,13 @@ run_one() { # run_one VARIANT: one line "VARIANT wall client server"
             "$top/conf/mnist-redis.yaml" >"$T/r.yaml"
         printf 'status_interval_ms: 0\n' >>"$T/r.yaml"
         extra=${v#tributary}
-        [ -z "$extra" ] || echo "${extra#:}" | tr ',' '\n' | sed 's/=/: /' >>"$T/r.yaml"
+        # sink.KEY=VALUE goes into the sink section, other keys at the top level
+        [ -z "$extra" ] || echo "${extra#:}" | tr ',' '\n' | grep -v '^sink\.' | sed 's/=/: /' >>"$T/r.yaml"
+        sinkopts=$(echo "${extra#:}" | tr ',' '\n' | sed -n 's/^sink\.\([^=]*\)=/    \1: /p')
+        if [ -n "$sinkopts" ]; then
+            awk -v add="$sinkopts" '{ print } /^    plugin: redis$/ { print add }' "$T/r.yaml" >"$T/r2.yaml"
+            mv "$T/r2.yaml" "$T/r.yaml"
+        fi
         TRIB_STATE=$T/state$n /usr/bin/time -f "%e %U %S" -o "$T/time" \
             "$TRIB_BUILDDIR/tributary" run "$T/r.yaml" 2>"$T/log" || { rc=$?; cat "$T/log" >&2; fail "tributary exited $rc"; }
     fi

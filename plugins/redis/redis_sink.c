@@ -11,9 +11,10 @@
  * socket) and writes them without blocking; the replies are read in bulk
  * once the commands are written (see fl_pump).  It returns once the whole
  * batch is written and the replies of earlier batches are read.  The replies
- * of its own batch are read by the next send(), so Redis always has commands queued while the engine prepares the
- * next batch, or, when the engine has nothing else to send, by drain()
- * (ABI 1.2), and at shutdown by flush().  At most two batches are in flight.
+ * of its own batch are read by the next send(), so Redis always has commands
+ * queued while the engine prepares the next batch, or, when the engine has
+ * nothing else to send, by drain() (ABI 1.2), and at shutdown by flush().
+ * At most two batches are in flight.
  * The framing and small arguments go into one reusable buffer; large
  * arguments (a record's value) are not copied: the write gathers them from
  * the records (sendmsg), which stay alive until their reply is read.
@@ -293,7 +294,7 @@ static int handle_reply(redis_inst *ri, trib_record *rec, const redisReply *r)
  * whole.  A quiet group is written as
  *     [INFO stats]  CLIENT REPLY OFF  XADD ... XADD  CLIENT REPLY ON  INFO stats
  * Redis sends no reply for the XADDs, which saves it a reply and a socket
- * write per few XADDs (a fifth of its CPU for MNIST rows, see
+ * write per few XADDs (5-12% of its CPU in the MNIST snapshot benchmark,
  * docs/benchmarks.md).  An XADD that fails still counts in Redis'
  * total_error_replies; so the group is confirmed when the counter of the
  * INFO after it equals the one before it (the previous group's closing INFO,
