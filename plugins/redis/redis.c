@@ -156,6 +156,11 @@ static int redis_start(void *inst, char *err, size_t errlen)
         return TRIB_ERR;
     if (ret == TRIB_RETRY)
         ri->host->log(ri->ctx, TRIB_LOG_WARN, "%s; will keep retrying", err);
+    else if (ri->sink.probe_quiet && !ri->sink.quiet_ok)
+        ri->host->log(ri->ctx, TRIB_LOG_INFO,
+                      "connected to %s; it refused CLIENT REPLY or has no total_error_replies in "
+                      "INFO stats, so every XADD gets its own reply (confirm: batch needs both)",
+                      ri->cfg.where);
     else
         ri->host->log(ri->ctx, TRIB_LOG_INFO, "connected to %s", ri->cfg.where);
     return TRIB_OK;

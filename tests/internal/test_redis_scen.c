@@ -261,6 +261,7 @@ int scen_sink_quiet(int argc, char **argv)
     quiet_round(&d, c, "t.noclient", N, 0);
     CHECK(cmdstat(c, "client|reply", "calls") == 0, "CLIENT REPLY ran for a user without it");
     CHECK(cmdstat(c, "client|reply", "rejected_calls") == 1, "the probe was not refused once");
+    CHECK(th_log_contains(d.ctx, "every XADD gets its own reply"), "the fallback is not logged");
     CHECK(!th_log_contains(d.ctx, "could not be confirmed"), "a group went unconfirmed");
     drv_destroy(&d);
     redisFree(c);
