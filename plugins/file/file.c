@@ -62,18 +62,27 @@ static void file_destroy(void *inst)
     free(s);
 }
 
-/* JSON string of arbitrary bytes: valid UTF-8 kept, other bytes \u00XX. */
+/* JSON string of arbitrary bytes: valid UTF-8 kept, other bytes \u00XX.
+   Runs of bytes that need no escape go out in one fwrite: a per-byte
+   fputc (which locks the stream every time) made this sink ~30x slower
+   than the brokers' sinks on MNIST rows. */
 static void put_json(FILE *f, const char *data, size_t n)
 {
     const unsigned char *p = (const unsigned char *)data;
+    size_t run = 0; /* start of the pending run of plain bytes */
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = p[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
+            continue;
+        if (i > run)
+            fwrite(p + run, 1, i - run, f);
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc(c, f);
+        } else if (c == '\n') {
             fputs("\\n", f);
-        else if (c < 0x20 || c >= 0x80) {
+        } else {
             /* accept well-formed multi-byte UTF-8 sequences as they are */
             size_t need = c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
             int ok = c >= 0x80 && need && i + need <= n;
@@ -85,9 +94,11 @@ static void put_json(FILE *f, const char *data, size_t n)
             } else {
                 fprintf(f, "\\u%04x", c);
             }
-        } else
-            fputc(c, f);
+        }
+        run = i + 1;
     }
+    if (n > run)
+        fwrite(p + run, 1, n - run, f);
     fputc('"', f);
 }
 
