@@ -5,7 +5,8 @@
  * On close it writes the last committed position to `commit_file`, so tests
  * can check the ack window end to end.  Every `null_every`-th row has NULL
  * pixels.  With `hold: true` it keeps running (emitting nothing) until the
- * engine stops, like a streaming source.
+ * engine stops, like a streaming source.  `pixels_hex` replaces the pixel
+ * pattern with the given bytes, repeated to 784 (byte-exact output checks).
  *
  * As a sink it acknowledges nothing in send(): it holds the records until
  * the core calls drain() (ABI 1.2: when it has nothing else to send) or
@@ -28,6 +29,8 @@ typedef struct gen {
     const char *commit_file, *label_field;
     atomic_uint_fast64_t committed;
     const char *drain_file;
+    unsigned char pat[784]; /* pixels_hex, decoded */
+    size_t npat;            /* 0: the (i + j) % 256 pattern */
     trib_record **held; /* sink: records not yet acknowledged */
     size_t nheld, capheld;
     unsigned long by_drain, by_flush;
@@ -41,6 +44,7 @@ static const trib_option gen_options[] = {
     {"commit_file", TRIB_OPT_STRING, NULL, 0, NULL, "write the last committed position here", 0},
     {"label_field", TRIB_OPT_STRING, "labels", 0, NULL, "name of the label column", 0},
     {"drain_file", TRIB_OPT_STRING, NULL, 0, NULL, "sink: write the drain/flush ack counts here", 0},
+    {"pixels_hex", TRIB_OPT_STRING, NULL, 0, NULL, "pixel bytes in hex, repeated to 784", 0},
     {NULL, 0, NULL, 0, NULL, NULL, 0}};
 
 static int gen_create(trib_ctx *ctx, const trib_host *h, const trib_opts *o, void **inst,
@@ -56,6 +60,16 @@ static int gen_create(trib_ctx *ctx, const trib_host *h, const trib_opts *o, voi
     g->commit_file = h->opt_str(o, "commit_file");
     g->label_field = h->opt_str(o, "label_field");
     g->drain_file = h->opt_str(o, "drain_file");
+    const char *hex = h->opt_str(o, "pixels_hex");
+    for (size_t k = 0; hex && hex[k] && hex[k + 1] && g->npat < sizeof g->pat; k += 2) {
+        unsigned v;
+        if (sscanf(hex + k, "%2x", &v) != 1) {
+            snprintf(err, errlen, "pixels_hex: not hex at offset %zu", k);
+            free(g);
+            return TRIB_ERR;
+        }
+        g->pat[g->npat++] = (unsigned char)v;
+    }
     if (g->tx_size < 1) {
         snprintf(err, errlen, "tx_size must be at least 1");
         free(g);
@@ -148,7 +162,7 @@ static trib_record *make_row(gen *g, int64_t i)
     int ll = snprintf(lab, sizeof lab, "%d", (int)(i % 10));
     unsigned char px[784];
     for (int j = 0; j < 784; j++)
-        px[j] = (unsigned char)((i + j) % 256);
+        px[j] = g->npat ? g->pat[j % g->npat] : (unsigned char)((i + j) % 256);
     g->h->field_add(&r->after, "id", TRIB_OID_INT4, -1, TRIB_VAL_TEXT, lab, (size_t)ll, 1);
     g->h->field_add(&r->after, g->label_field, TRIB_OID_INT2, -1, TRIB_VAL_TEXT, lab, (size_t)ll, 0);
     if (g->null_every && (i + 1) % g->null_every == 0)

@@ -57,6 +57,26 @@ for i, r in enumerate(rows):
     assert [ord(c) for c in r["value"]] == [(i + j) % 256 for j in range(784)]
 PY
 
+# the file sink writes every byte so that a strict UTF-8 JSON reader takes the
+# line back: well-formed UTF-8 as it is, any other byte (overlong forms,
+# surrogates, code points above U+10FFFF, stray bytes) as \u00XX
+PIXHEX=eda080c080f4908080e080aff08f8080c3a9e282acf09f9880225c0a097fffc241
+sed -e 's/    - plugin: mnist/    - plugin: mnist\n      format: raw/' \
+    -e "s/count: 1000/count: 3\n    pixels_hex: $PIXHEX/" -e "s|out.jsonl|utf8.jsonl|" "$T/p.yaml" >"$T/utf8.yaml"
+"$TRIB" run "$T/utf8.yaml" 2>"$T/run_utf8.log" || { cat "$T/run_utf8.log"; fail "utf8 run failed"; }
+python3 - "$T/utf8.jsonl" "$PIXHEX" <<'PY' || fail "file sink UTF-8 check"
+import json, sys
+pat = bytes.fromhex(sys.argv[2])
+px = (pat * (784 // len(pat) + 1))[:784]
+want = "".join(chr(ord(c) - 0xDC00) if 0xDC80 <= ord(c) <= 0xDCFF else c
+               for c in px.decode("utf-8", "surrogateescape"))
+assert "\u00e9" in want and "\u20ac" in want and "\U0001f600" in want
+rows = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8", errors="strict")]
+assert len(rows) == 3, len(rows)
+for r in rows:
+    assert r["value"] == want, (r["value"][:40], want[:40])
+PY
+
 # json converter without transforms: Debezium envelope
 sed -e '/transforms:/d' -e '/- plugin: mnist/d' -e "s|out.jsonl|env.jsonl|" -e 's/count: 1000/count: 3/' \
     "$T/p.yaml" >"$T/env.yaml"
