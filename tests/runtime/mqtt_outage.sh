@@ -3,8 +3,8 @@
 # same port: nothing is lost.
 #
 # A consumer session exists (subscribed, away) and a second consumer reads
-# live; 20,000 records are published at 4,000/s; mosquitto is stopped after
-# 1.5 s and restarted 2 s later (persistence on, so queued messages survive).
+# live; 20,000 records are published at 4,000/s; mosquitto is stopped 0.5 s
+# after the publisher connected and restarted 2 s later (persistence on, so queued messages survive).
 # Every record must be acked TRIB_OK (paho resends what was in flight), the
 # away session must get all 20,000 and the live reader too (duplicates allowed
 # for unacknowledged ones only, which MQTT QoS 1 permits).
@@ -23,7 +23,10 @@ live=$!
 wait_for 10 grep -q subscribed "$T/live.log" || fail "live consumer did not subscribe"
 timeout "$(scaled 120)" "$D" publish tf.public.outage 20000 rate=4000 "$cid" 2>"$T/pub.log" &
 pub=$!
-sleep 1.5
+# stop the broker once the publisher is connected and sending (under valgrind
+# it can take longer than a fixed delay just to start)
+wait_for 60 grep -q "connected to" "$T/pub.log" || { cat "$T/pub.log" >&2; fail "publisher did not connect"; }
+sleep 0.5
 stop_mosquitto
 log "broker stopped"
 sleep 2
