@@ -7,7 +7,9 @@
 #   CLI tool: the same messages (label, CSV pixels) pushed from a file by the
 #             broker's own client: `redis-cli --pipe`, `kcat -P`, `mosquitto_pub -l`
 #             (no capture, no transform).
-# Usage: [REPS=5] bench/snapshot_bench.sh [ROWS] [BROKERS...]   (default 60000 redis kafka mqtt)
+# Usage: [REPS=5] [KAFKA_COMPRESSION=lz4] bench/snapshot_bench.sh [ROWS] [BROKERS...]
+#        (default 60000 redis kafka mqtt; KAFKA_COMPRESSION: none|gzip|lz4|zstd|snappy,
+#        the codec of both Kafka producers; conf/mnist-kafka.yaml ships lz4)
 # Run from a built tree.  Prints rows/s and ratios; not part of `make check`.
 #
 # Every side is timed from process start to exit: the CLI tools, and
@@ -30,6 +32,11 @@ export TRIB_SRCDIR=$top TRIB_BUILDDIR
 . "$top/tests/lib.sh"
 export TRIBUTARY_PLUGIN_PATH="$TRIB_BUILDDIR/plugins:$TRIB_BUILDDIR/transforms"
 M2S=$TRIB_BUILDDIR/tools/mnist2sql/mnist2sql
+KAFKA_COMPRESSION=${KAFKA_COMPRESSION:-lz4}
+case $KAFKA_COMPRESSION in
+none | gzip | lz4 | zstd | snappy) ;;
+*) echo "snapshot_bench.sh: KAFKA_COMPRESSION=$KAFKA_COMPRESSION: want none, gzip, lz4, zstd or snappy" >&2; exit 2 ;;
+esac
 
 now() { date +%s.%N; }
 rate() { python3 -c "import sys; n,a,b=map(float,sys.argv[1:]); print('%.0f' % (n/(b-a)))" "$1" "$2" "$3"; }
@@ -90,11 +97,14 @@ run_tributary() { # run_tributary BROKER → prints rows/s of the snapshot
     local broker=$1 prefix=$2 t0 t1 rc=0 delivered
     sed -e "s/tables: \[public.mnist_train, public.mnist_test\]/tables: [public.mnist_train]/" \
         -e "s/snapshot: initial$/snapshot: initial_only/" -e "s/topic_prefix: tf$/topic_prefix: $prefix/" \
+        -e "s/^    compression: lz4$/    compression: $KAFKA_COMPRESSION/" \
         "$top/conf/mnist-$broker.yaml" | awk -v extra="$(sink_extra "$broker")" \
         '{ print } $0 == "  sink:" { insink = 1 } insink && /^    plugin: / { if (extra != "") print extra; insink = 0 }' \
         >"$T/$broker.yaml"
     grep -q "snapshot: initial_only" "$T/$broker.yaml" || fail "conf/mnist-$broker.yaml: no 'snapshot: initial' to replace"
     grep -q "topic_prefix: $prefix$" "$T/$broker.yaml" || fail "conf/mnist-$broker.yaml: no 'topic_prefix: tf' to replace"
+    [ "$broker" != kafka ] || grep -q "^    compression: $KAFKA_COMPRESSION$" "$T/$broker.yaml" ||
+        fail "conf/mnist-kafka.yaml: no 'compression: lz4' to replace"
     printf 'status_interval_ms: 0\n' >>"$T/$broker.yaml"
     t0=$(now)
     TRIB_STATE=$T/state-$broker "$TRIB_BUILDDIR/tributary" run "$T/$broker.yaml" 2>"$T/$broker.log" || rc=$?
@@ -128,7 +138,7 @@ run_cli() { # run_cli BROKER TOPIC: sets cli_t0, cli_t1, cli
         cli="redis-cli --pipe" ;;
     kafka)
         cli_t0=$(now)
-        kcat -P -b "$KAFKA_BOOTSTRAP" -t "$2" -K '\t' -H op=r -H lsn=0/0 -z lz4 -X acks=all \
+        kcat -P -b "$KAFKA_BOOTSTRAP" -t "$2" -K '\t' -H op=r -H lsn=0/0 -z "$KAFKA_COMPRESSION" -X acks=all \
             -X enable.idempotence=true -X partitioner=random -l "$T/msgs.tsv"
         cli_t1=$(now)
         cli="kcat -P" ;;
