@@ -27,11 +27,14 @@
 #include "kafka.h"
 
 /* What librdkafka may hold of payloads not yet delivered, in KB, unless the
-   `kafka:` map says otherwise: 32 MB, the Java producer's buffer.memory.
-   librdkafka's own default (1 GB, 100,000 messages) let a snapshot queue all
-   of its rows: ~300 MB for 60,000 MNIST rows, every page of it faulted in
-   fresh, when a bounded queue reuses the same memory at the same speed. */
-#define KAFKA_QUEUE_KBYTES "32768"
+   `kafka:` map says otherwise: 8 MB.  librdkafka's own default (1 GB,
+   100,000 messages) let a snapshot queue all of its rows: ~300 MB for 60,000
+   MNIST rows, every page of it faulted in fresh.  A bounded queue reuses the
+   same memory: 32 MB (the Java producer's buffer.memory) still cost ~20,000
+   page faults per 60,000 rows; 8 MB costs ~11,000 and 10-25% less CPU at the
+   same or better speed, and still holds ~60 ms of a 1 Gbit/s link, many times
+   a broker round trip (docs/benchmarks.md, 2026-12-07). */
+#define KAFKA_QUEUE_KBYTES "8192"
 /* How long send() sleeps at most in one wait while the producer queue is
    full (it is woken as soon as an eighth of what is outstanding is acked). */
 #define KAFKA_QFULL_WAIT_MS 50

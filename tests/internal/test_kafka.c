@@ -289,11 +289,11 @@ static void t_options(const char *boot)
     CHECK(th_log_contains(in.ctx, "sasl.username"), "no config dump logged");
     CHECK(!th_log_contains(in.ctx, "S3cr3t-XYZ"), "password logged");
     inst_destroy(&in);
-    /* the producer queue is bounded at 32 MB unless the kafka: map says otherwise */
+    /* the producer queue is bounded at 8 MB unless the kafka: map says otherwise */
     CHECK(inst_create(&in, boot, err, sizeof err, "kafka.debug", "conf", NULL) == TRIB_OK,
           "debug conf: %s", err);
     CHECK(plug->sink->send(in.p, NULL, 0) == TRIB_OK, "start the producer");
-    CHECK(th_log_contains(in.ctx, "queue.buffering.max.kbytes = 32768"),
+    CHECK(th_log_contains(in.ctx, "queue.buffering.max.kbytes = 8192"),
           "default producer queue bound not applied");
     inst_destroy(&in);
     CHECK(inst_create(&in, boot, err, sizeof err, "kafka.debug", "conf",
