@@ -78,6 +78,28 @@ static void run_abi(uint32_t minor)
         expect_csv(every, all, n);
         th_host.record_free(every);
     }
+    /* runs of zeros of every length from 1 to 20, aligned and not: eight
+       zeros at an 8-aligned offset take a shortcut, seven do not; every
+       remainder of the count by eight */
+    unsigned char runs[300];
+    size_t at = 0;
+    for (size_t len = 1; at < sizeof runs; len = len % 20 + 1) {
+        for (size_t k = 0; k < len && at < sizeof runs; k++)
+            runs[at++] = 0;
+        if (at < sizeof runs)
+            runs[at++] = (unsigned char)(len * 13 + 1);
+    }
+    for (size_t n = 280; n <= 300; n++) {
+        trib_record *z = mnist_row("labels", "0", runs, n);
+        CHECK(P->transform->apply(th_inst(c), &z) == TRIB_OK && z);
+        expect_csv(z, runs, n);
+        th_host.record_free(z);
+    }
+    unsigned char zeros[784] = {0};
+    trib_record *blank = mnist_row("labels", "0", zeros, sizeof zeros);
+    CHECK(P->transform->apply(th_inst(c), &blank) == TRIB_OK && blank);
+    expect_csv(blank, zeros, sizeof zeros);
+    th_host.record_free(blank);
     /* no pixels at all: an empty value */
     trib_record *none = mnist_row("labels", "1", px, 0);
     CHECK(P->transform->apply(th_inst(c), &none) == TRIB_OK && none);
