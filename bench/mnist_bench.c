@@ -58,13 +58,11 @@ static size_t pairs_csv(const unsigned char *px, char *out) /* PIXELS is a multi
    two pixels a step, no shortcut for runs of zeros) */
 static unsigned char one_txt[256][8];
 
-static void ones_build(void)
+static void ones_build(void) /* from the pair table: "a,0," starts with "a," */
 {
     for (int a = 0; a < 256; a++) {
-        char tmp[8] = {0};
-        int n = snprintf(tmp, sizeof tmp, "%d,", a);
-        memcpy(one_txt[a], tmp, 4);
-        one_txt[a][7] = (unsigned char)n;
+        memcpy(one_txt[a], &pair_txt[a], 4);
+        one_txt[a][7] = (unsigned char)(pair_len[a] - 2);
     }
 }
 
