@@ -69,7 +69,8 @@ static void *waker_main(void *arg)
             int s = socket(AF_INET, SOCK_STREAM, 0);
             if (s < 0)
                 continue;
-            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)waker.ports[i])};
+            struct sockaddr_in sa = {.sin_family = AF_INET};
+            sa.sin_port = htons((uint16_t)waker.ports[i]);
             sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             (void)connect(s, (struct sockaddr *)&sa, sizeof sa); /* refused is fine */
             close(s);
